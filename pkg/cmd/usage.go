@@ -63,7 +63,10 @@ func UnknownSubcommand(c *cobra.Command, args []string) error {
 		return nil
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
-	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's own default, applied only in its Find
+	}
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 && !c.DisableSuggestions {
 		msg += fmt.Sprintf(" (did you mean %q?)", strings.Join(s, `" or "`))
 	}
 	return UsageError(c, fmt.Errorf("%s", msg))
