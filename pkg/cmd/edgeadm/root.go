@@ -73,18 +73,17 @@ reach.
 func addLogFlags(fs *pflag.FlagSet) {
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
-	usage := map[string]string{
-		"v":       "Log verbosity: 0 for what users need to know, 1 and up for debugging. Logs go to stderr.",
-		"vmodule": "Log verbosity per file, as pattern=N,pattern=N (for debugging).",
-	}
-	for _, name := range []string{"v", "vmodule"} {
-		f := klogFlags.Lookup(name)
-		// klog's settings are process-wide; every command line starts from
-		// the defaults, so one run's -v does not leak into the next (tests
-		// run many in one process).
-		_ = f.Value.Set(f.DefValue)
-		pf := pflag.PFlagFromGoFlag(f) // a one-letter name also gets its shorthand: -v
-		pf.Usage = usage[name]
-		fs.AddFlag(pf)
+	for _, d := range []struct{ name, def, usage string }{
+		{"v", "0", "Log verbosity: 0 for what users need to know, 1 and up for debugging. Logs go to stderr."},
+		{"vmodule", "", "Log verbosity per file, as pattern=N,pattern=N (for debugging)."},
+	} {
+		f := klogFlags.Lookup(d.name)
+		// klog's settings are process-wide and InitFlags takes the current
+		// value as the default: every command line starts from klog's real
+		// defaults, so one run's -v does not leak into the next (tests run
+		// many in one process).
+		_ = f.Value.Set(d.def)
+		f.DefValue, f.Usage = d.def, d.usage
+		fs.AddFlag(pflag.PFlagFromGoFlag(f)) // a one-letter name also gets its shorthand: -v
 	}
 }
