@@ -2,10 +2,10 @@ package token
 
 import (
 	"bytes"
-	"flag"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
