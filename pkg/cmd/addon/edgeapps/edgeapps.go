@@ -1,15 +1,24 @@
-// Package edgeapps implements "edgeadm addon edge-apps". Its flags are
-// declared; the command is not built yet.
+// Package edgeapps implements "edgeadm addon edge-apps".
 package edgeapps
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+	"sigs.k8s.io/yaml"
 
+	"github.com/edgeadm/edgeadm/manifests"
+	"github.com/edgeadm/edgeadm/pkg/addon"
+	"github.com/edgeadm/edgeadm/pkg/clusterfacts"
 	"github.com/edgeadm/edgeadm/pkg/cmd"
+	"github.com/edgeadm/edgeadm/pkg/cmd/exitcode"
 	"github.com/edgeadm/edgeadm/pkg/cmd/printer"
+	"github.com/edgeadm/edgeadm/pkg/version"
 )
 
 type options struct {
@@ -34,36 +43,126 @@ func NewCommand(streams cmd.IOStreams, globals *cmd.Globals) *cobra.Command {
 		Short: "Install the edge components into the cluster",
 		Long: `Install the edge components into the cluster the kubeconfig points at.
 
-Reads the cluster's facts (version, CA, service CIDR, DNS domain, API server
-endpoints), renders the EdgeNode CRD, edge-controller, edgehub configuration,
-tunnel, edge CoreDNS and RBAC from them, and applies them server-side with field
-manager "edgeadm". What was created and what was adopted is recorded in the
-cluster so that "edgeadm detach edge-apps" can undo exactly that. Running it
-again is safe.`,
+Learns the cluster's facts (version, CA, apiserver port, service CIDR, DNS IP
+and domain, bootstrap-token support), prepares what a kubeadm-style join needs
+(kube-public/cluster-info, kube-system kubeadm-config and kubelet-config, and
+kubeadm's bootstrap RBAC) where it is missing, and applies the EdgeNode CRD,
+edge-controller and edgehub settings server-side with field manager "edgeadm".
+Objects that already exist are adopted: used as they are, never edited, never
+deleted by detach. What was created and what was adopted is recorded in
+kube-system/edgeadm, so that "edgeadm detach edge-apps" undoes exactly that.
+Every permission needed is checked before anything is changed. Running it
+again changes nothing.
+
+--dry-run -o yaml|json prints every object addon would write, including the
+record, and changes nothing; applying that output with
+"kubectl apply --server-side --field-manager=edgeadm -f -" gives the same
+cluster as a real run.
+
+Exit codes: 0 done; 1 failed (for example the apiserver is unreachable);
+2 bad command line; 4 preflight failed (missing permissions, a --ca.key that
+does not match the CA, a bad --master-public-addr): nothing was changed.`,
 		Example: `  edgeadm addon edge-apps --master-public-addr 203.0.113.10:6443
-  edgeadm addon edge-apps --master-public-addr 203.0.113.10:6443 --dry-run -o yaml`,
+  edgeadm addon edge-apps --master-public-addr edge.example.com --dry-run -o yaml`,
 		Args: cmd.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runE(c, streams, o)
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&o.caCert, "ca.cert", filepath.Join(pki, kubeadmconstants.CACertName), "Cluster CA certificate, used to issue the edge components' certificates.")
-	fs.StringVar(&o.caKey, "ca.key", filepath.Join(pki, kubeadmconstants.CAKeyName), "Cluster CA private key, used to issue the edge components' certificates.")
+	fs.StringVar(&o.caCert, "ca.cert", filepath.Join(pki, kubeadmconstants.CACertName),
+		"Cluster CA certificate. Used when readable; otherwise the kubeconfig's CA. Either must have signed the apiserver's certificate.")
+	fs.StringVar(&o.caKey, "ca.key", "",
+		"Cluster CA private key. Nothing addon edge-apps makes today is signed with it, so it is not needed; if given, it is checked against the CA and addon stops if it does not match.")
 	fs.StringVar(&o.masterPublicAddr, "master-public-addr", "",
-		`Address (host or host:port) edge nodes use to reach the API server. Recorded in the cluster for "edgeadm token create".`)
-	fs.StringVar(&o.imageRepository, "image-repository", "", "Registry to pull the edge component images from. Defaults to the one built into this edgeadm.")
-	fs.StringVar(&o.edgeVersion, "edge-version", "", "Version of the edge components to install. Defaults to this edgeadm's version.")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "Print what would be applied without changing the cluster.")
+		`Address (host or host:port) edge nodes use to reach the API server; the port defaults to the apiserver's secure port. Recorded in the cluster for "edgeadm token create". Without it, the kubeconfig's server host is used (with a warning) unless it is a loopback address.`)
+	fs.StringVar(&o.imageRepository, "image-repository", manifests.DefaultImageRepository, "Registry the edge component images are pulled from (<repository>/edge-controller:<edge-version>).")
+	fs.StringVar(&o.edgeVersion, "edge-version", "", "Version (image tag) of the edge components. Defaults to this edgeadm's version.")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "Print what would be written (with -o yaml|json: every object) and change nothing.")
 	printer.AddFlag(fs, &o.output)
 	return c
 }
 
-func runE(c *cobra.Command, _ cmd.IOStreams, o *options) error {
+func runE(c *cobra.Command, streams cmd.IOStreams, o *options) error {
+	var p printer.Printer
 	if o.output != "" {
-		if _, err := printer.New(o.output); err != nil {
+		var err error
+		if p, err = printer.New(o.output); err != nil {
 			return cmd.UsageError(c, err)
 		}
 	}
-	return cmd.NotImplemented(c)
+	if o.edgeVersion == "" {
+		o.edgeVersion = version.Get().Version
+	}
+	cfg, path, err := o.globals.RESTConfig()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(streams.ErrOut, "[kubeconfig] %s, server %s\n", path, cfg.Host)
+	sum, exe, err := addon.Run(c.Context(), addon.Options{
+		RESTConfig: cfg, CACertPath: o.caCert, CAKeyPath: o.caKey,
+		Settings: addon.Settings{MasterPublicAddr: o.masterPublicAddr, ImageRepository: o.imageRepository, EdgeVersion: o.edgeVersion},
+		DryRun:   o.dryRun, Progress: streams.ErrOut,
+	})
+	switch {
+	case errors.Is(err, addon.ErrForbidden), errors.Is(err, addon.ErrBadInput):
+		return exitcode.New(exitcode.PreflightFailed, err)
+	case errors.Is(err, clusterfacts.ErrUnreachable):
+		return err
+	case err != nil:
+		return err
+	}
+	if o.dryRun && p != nil {
+		return printObjects(streams.Out, o.output, exe.Written)
+	}
+	if p != nil {
+		return p.Print(streams.Out, sum)
+	}
+	return printHuman(streams.Out, sum)
+}
+
+// printObjects prints objects as a multi-document YAML stream or a v1 List.
+func printObjects(w io.Writer, format string, objs []*unstructured.Unstructured) error {
+	if format == printer.JSON {
+		items := make([]any, 0, len(objs))
+		for _, o := range objs {
+			items = append(items, o.Object)
+		}
+		p, err := printer.New(printer.JSON)
+		if err != nil {
+			return err
+		}
+		return p.Print(w, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	}
+	for i, o := range objs {
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printHuman(w io.Writer, s *addon.Summary) error {
+	verb := "edge-apps added"
+	if s.DryRun {
+		verb = "dry run: nothing was changed; edge-apps would be added"
+	}
+	fmt.Fprintf(w, "%s: %s (in %s)\n", verb, addon.CountsString(s.Counts), s.Duration)
+	for _, r := range s.Objects {
+		fmt.Fprintf(w, "  %-12s %s\n", r.Outcome, r.Ref())
+	}
+	fmt.Fprintf(w, "Edge nodes will dial %s. Ownership is recorded in %s.\n", s.MasterPublicAddr, s.Record)
+	if !s.DryRun {
+		fmt.Fprintln(w, "Next: edgeadm token create --print-join-command")
+	}
+	return nil
 }

@@ -1,0 +1,147 @@
+package addon
+
+import (
+	"context"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/edgeadm/edgeadm/pkg/state"
+)
+
+// recorder keeps the ownership record in step with what has been written:
+// every finished object triggers a write of the record, coalesced so that
+// at most one write is in flight and the latest state always follows. An
+// interrupted addon therefore leaves a record of what it made (short of
+// the objects in flight), and detach can undo it.
+type recorder struct {
+	ctx    context.Context
+	client kubernetes.Interface
+	dry    bool
+
+	mu      sync.Mutex
+	rec     *state.Record
+	prev    *state.Ownership
+	current []*state.Object
+	dirty   bool
+	err     error
+
+	kick chan struct{}
+	wg   sync.WaitGroup
+	quit chan struct{}
+}
+
+func newRecorder(ctx context.Context, c kubernetes.Interface, prev *state.Record, cfg state.Config, n int, dry bool) *recorder {
+	r := &recorder{ctx: context.WithoutCancel(ctx), client: c, dry: dry, current: make([]*state.Object, n),
+		kick: make(chan struct{}, 1), quit: make(chan struct{})}
+	if prev != nil {
+		cp := *prev
+		r.rec = &cp
+		own := prev.Ownership
+		r.prev = &own
+	} else {
+		r.rec = &state.Record{}
+	}
+	r.rec.Config = cfg
+	if !dry {
+		r.wg.Add(1)
+		go r.loop()
+	}
+	return r
+}
+
+func (r *recorder) loop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.kick:
+			r.flush()
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// flush writes the latest state if it changed since the last write.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	if !r.dirty || r.err != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.dirty = false
+	r.rec.Ownership = r.merged()
+	snapshot := *r.rec
+	r.mu.Unlock()
+	err := state.Save(r.ctx, r.client, &snapshot)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	r.rec.UID, r.rec.ResourceVersion = snapshot.UID, snapshot.ResourceVersion
+	r.rec.SetStored(snapshot)
+}
+
+func (r *recorder) merged() state.Ownership {
+	var cur []state.Object
+	for _, o := range r.current {
+		if o != nil {
+			cur = append(cur, *o)
+		}
+	}
+	return state.Merge(r.prev, cur)
+}
+
+// done records object i's outcome and returns the first write error, if any.
+func (r *recorder) done(i int, o state.Object) error {
+	r.mu.Lock()
+	r.current[i] = &o
+	r.dirty = true
+	err := r.err
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// finish writes the final record and returns it.
+func (r *recorder) finish() (*state.Record, error) {
+	r.stop()
+	r.mu.Lock()
+	r.rec.Ownership = r.merged()
+	r.dirty = !r.dry
+	r.mu.Unlock()
+	if !r.dry {
+		r.flush()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rec, r.err
+}
+
+func (r *recorder) stop() {
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	r.wg.Wait()
+}
+
+func typesUID(s string) types.UID { return types.UID(s) }
+
+func toUnstructured(o runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	return u, nil
+}
