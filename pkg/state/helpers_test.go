@@ -5,5 +5,5 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-func typesUID(s string) types.UID                { return types.UID(s) }
+func typesUID(s string) types.UID               { return types.UID(s) }
 func metav1CreateOptions() metav1.CreateOptions { return metav1.CreateOptions{} }
