@@ -349,7 +349,7 @@ func logTail(p *Process) string {
 	if len(lines) > logTailLines {
 		lines = lines[len(lines)-logTailLines:]
 	}
-	return fmt.Sprintf("\n--- last %d lines of %s ---\n%s", len(lines), p.LogPath, strings.Join(lines, "\n"))
+	return fmt.Sprintf("\n--- last %d lines of the %s log ---\n%s", len(lines), p.Name, strings.Join(lines, "\n"))
 }
 
 // Stop ends every process of the control plane, by PID, in reverse start order,

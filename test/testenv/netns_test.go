@@ -112,27 +112,3 @@ func TestNetworkIsIsolatedAndTornDownCompletely(t *testing.T) {
 		t.Errorf("teardown left: %v", left)
 	}
 }
-
-// networkLeftovers lists whatever of n still exists on the host.
-func networkLeftovers(ctx context.Context, n *Network) []string {
-	var left []string
-	nss, _ := output(ctx, "ip", "netns", "list")
-	prefix := fmt.Sprintf("%s%d-", namePrefix, n.Index)
-	for _, line := range strings.Split(nss, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			left = append(left, "netns "+strings.Fields(line)[0])
-		}
-	}
-	links, _ := output(ctx, "ip", "-o", "link", "show")
-	for _, line := range strings.Split(links, "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.HasPrefix(strings.TrimSuffix(strings.Split(f[1], "@")[0], ":"), fmt.Sprintf("%s%d", namePrefix, n.Index)) {
-			left = append(left, "link "+f[1])
-		}
-	}
-	routes, _ := output(ctx, "ip", "route", "show", "table", "all")
-	if strings.Contains(routes, n.Subnet.Addr().String()) {
-		left = append(left, "route to "+n.Subnet.String())
-	}
-	return left
-}
