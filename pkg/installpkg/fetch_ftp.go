@@ -84,7 +84,7 @@ func ftpError(ctx context.Context, s *Source, doing string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("fetching %v: %s: %w", s, doing, context.Cause(ctx))
 	}
-	reply := scrub(s, err.Error())
+	reply := scrub(s, replyText(err))
 	switch c := code(err); {
 	case c == ftp.StatusNotLoggedIn: // 530
 		hint := "check the user in the URL and the password ($" + PasswordEnv + ")"
@@ -106,6 +106,16 @@ func ftpError(ctx context.Context, s *Source, doing string, err error) error {
 			ErrUnreachable, s.Host, doing, reply)
 	}
 	return fmt.Errorf("fetching %v: %s: %s", s, doing, reply)
+}
+
+// replyText is an FTP reply as the server sent it ("530 Login incorrect."), or the
+// error's text.
+func replyText(err error) string {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%03d %s", te.Code, te.Msg)
+	}
+	return err.Error()
 }
 
 // scrub removes the password from text that came from elsewhere (a server reply), in

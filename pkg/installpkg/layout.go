@@ -65,7 +65,7 @@ func isExecutablePath(p string) bool {
 // workflow to install from. Where each goes on the host is the workflow's business
 // (install-pkg/README.md lists what the units expect).
 type Components struct {
-	Kubelet, Kubectl, Crictl             string
+	Kubelet, Kubectl, Crictl              string
 	Containerd, ContainerdShim, Ctr, Runc string
 	// CNIBinDir holds the CNI plugins; CNIPlugins are their file names.
 	CNIBinDir  string
