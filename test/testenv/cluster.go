@@ -49,6 +49,12 @@ func NewCluster(t testing.TB, opts ControlPlaneOptions) *Cluster {
 	t.Cleanup(func() {
 		tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 		defer cancel()
+		if t.Failed() && !c.tornDown {
+			// The logs go with the folder: show their ends while they exist.
+			for _, p := range c.procs {
+				t.Logf("%s", strings.TrimPrefix(logTail(p), "\n"))
+			}
+		}
 		if err := c.Teardown(tctx); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
