@@ -2,8 +2,14 @@ package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -349,6 +356,10 @@ func checkKubeadmObjects(ctx context.Context, t *testing.T, c *ControlPlane) {
 			t.Errorf("bootstrap token cannot %s: %v", check.what, check.err)
 		}
 	}
+
+	// And the point of it all: a CSR posted with the token, as a kubelet's TLS
+	// bootstrap does, is approved and signed without anybody's help.
+	checkBootstrapCSR(ctx, t, tokenClient)
 }
 
 func get[T any](_ T, err error) error { return err }
@@ -537,4 +548,46 @@ func TestStartFailureReportsLogTailAndCleansUp(t *testing.T) {
 	if left := Leftovers(ctx, n, nil); len(left) > 0 {
 		t.Errorf("leftovers: %v", left)
 	}
+}
+
+// checkBootstrapCSR posts a kubelet client CSR with a bootstrap token client and
+// waits, bounded, for it to be auto-approved and signed.
+func checkBootstrapCSR(ctx context.Context, t *testing.T, tokenClient kubernetes.Interface) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "system:node:csr-probe", Organization: []string{"system:nodes"}},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csrs := tokenClient.CertificatesV1().CertificateSigningRequests()
+	csr, err := csrs.Create(ctx, &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "csr-probe-"},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
+			SignerName: certificatesv1.KubeAPIServerClientKubeletSignerName,
+			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("bootstrap token cannot post a CSR: %v", err)
+	}
+	began := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := Poll(pctx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		got, err := csrs.Get(ctx, csr.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(got.Status.Certificate) > 0, nil
+	}); err != nil {
+		t.Errorf("CSR %s posted with a bootstrap token was not approved and signed: %v", csr.Name, err)
+		return
+	}
+	t.Logf("bootstrap CSR approved and signed %s after it was posted", time.Since(began).Round(time.Millisecond))
 }
