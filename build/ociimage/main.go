@@ -1,7 +1,7 @@
 // Command ociimage builds and inspects single-layer image tarballs without Docker or a
 // registry, for the test environment: `ctr -n k8s.io images import FILE` loads them.
 //
-//	ociimage build -o OUT.tar -tag REF [-tag REF...] [-entrypoint /bin] [-user UID:GID] -add /DEST=SRC [-add ...]
+//	ociimage build -o OUT.tar -tag REF [-tag REF...] [-arch GOARCH] [-entrypoint /bin] [-user UID:GID] -add /DEST=SRC [-add ...]
 //	ociimage inspect [-tag REF] [-extract /PATH=OUT] FILE.tar
 //
 // build packs the given files into one layer (owner root, mode from the source file,
@@ -57,7 +57,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: ociimage build -o OUT.tar -tag REF [-tag REF...] [-entrypoint /bin] [-user UID:GID] -add /DEST=SRC [-add ...]")
+	fmt.Fprintln(os.Stderr, "usage: ociimage build -o OUT.tar -tag REF [-tag REF...] [-arch GOARCH] [-entrypoint /bin] [-user UID:GID] -add /DEST=SRC [-add ...]")
 	fmt.Fprintln(os.Stderr, "       ociimage inspect [-tag REF] [-extract /PATH=OUT] FILE.tar")
 	os.Exit(2)
 }
@@ -67,6 +67,7 @@ func build(args []string) error {
 	out := fs.String("o", "", "output tarball")
 	entrypoint := fs.String("entrypoint", "", "entrypoint (one path, no arguments)")
 	user := fs.String("user", "", "user the container runs as, e.g. 65535:65535")
+	arch := fs.String("arch", runtime.GOARCH, "architecture the image is for (the files added must be built for it)")
 	var tags, adds multiFlag
 	fs.Var(&tags, "tag", "image reference to tag the image with (repeatable)")
 	fs.Var(&adds, "add", "/DEST=SRC: put the file SRC at /DEST in the layer (repeatable)")
@@ -95,7 +96,7 @@ func build(args []string) error {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS = "linux"
-	cfg.Architecture = runtime.GOARCH
+	cfg.Architecture = *arch
 	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 	cfg.Config.User = *user
 	cfg.Config.WorkingDir = "/"
