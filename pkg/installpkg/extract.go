@@ -150,28 +150,10 @@ type unpacker struct {
 	buf     []byte
 }
 
-// manifest reads the first entry, which must be manifest.json.
+// manifest reads the first entry, which must be manifest.json, and writes it out too.
 func (u *unpacker) manifest() (*Manifest, error) {
-	hdr, err := u.tr.Next()
-	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: the archive is empty", ErrManifest)
-	}
-	if err != nil {
-		return nil, corrupt(err)
-	}
 	u.entries++
-	if hdr.Name != ManifestName || !isRegular(hdr) {
-		return nil, fmt.Errorf("%w: the archive starts with %q, not %s: it is not an edgeadm install package (build one with make install-pkg)",
-			ErrManifest, hdr.Name, ManifestName)
-	}
-	if hdr.Size > maxManifestSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrTooLarge, ManifestName, hdr.Size, maxManifestSize)
-	}
-	data, err := io.ReadAll(u.tr)
-	if err != nil {
-		return nil, corrupt(err)
-	}
-	m, err := ParseManifest(data)
+	m, data, err := readManifestEntry(u.tr)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,9 @@
 package installpkg
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,43 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// ReadManifest reads manifest.json from the start of a package archive, without
+// unpacking anything else: to show what a package is (edgeadm join --dry-run, tools).
+// Only the manifest itself is checked.
+func ReadManifest(r io.Reader) (*Manifest, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	m, _, err := readManifestEntry(tar.NewReader(gz))
+	return m, err
+}
+
+// readManifestEntry reads the first entry of tr, which must be manifest.json, and
+// returns it parsed and as read.
+func readManifestEntry(tr *tar.Reader) (*Manifest, []byte, error) {
+	hdr, err := tr.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%w: the archive is empty", ErrManifest)
+	}
+	if err != nil {
+		return nil, nil, corrupt(err)
+	}
+	if hdr.Name != ManifestName || !isRegular(hdr) {
+		return nil, nil, fmt.Errorf("%w: the archive starts with %q, not %s: it is not an edgeadm install package (build one with make install-pkg)",
+			ErrManifest, hdr.Name, ManifestName)
+	}
+	if hdr.Size > maxManifestSize {
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrTooLarge, ManifestName, hdr.Size, maxManifestSize)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, nil, corrupt(err)
+	}
+	m, err := ParseManifest(data)
+	return m, data, err
 }
 
 // Validate checks the manifest on its own: known arch, a Kubernetes version, well-formed

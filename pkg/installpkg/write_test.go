@@ -69,6 +69,9 @@ func TestWriteArchiveReproducible(t *testing.T) {
 	if f := m.File("bin/edgehub"); f == nil || f.Mode != 0o755 || f.Size != 1 {
 		t.Errorf("bin/edgehub in manifest: %+v", f)
 	}
+	if rm, err := ReadManifest(bytes.NewReader(pa)); err != nil || rm.Arch != "amd64" || len(rm.Files) != len(m.Files) {
+		t.Errorf("ReadManifest: %+v, %v", rm, err)
+	}
 	if !strings.Contains(string(es[0].body), `"mode": "0755"`) {
 		t.Errorf("modes are not octal strings:\n%s", es[0].body)
 	}

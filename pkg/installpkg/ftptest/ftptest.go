@@ -105,7 +105,7 @@ func Skip(t testing.TB) {
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	Skip(t)
-	s, err := start(t.TempDir(), cfg)
+	s, err := Run(t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,12 @@ func Start(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-func start(dir string, cfg Config) (*Server, error) {
+// Run starts a server whose files (configuration, served root, log) live in dir, for
+// callers that are not tests (benchmarks); the caller must Stop it. Start is for tests.
+func Run(dir string, cfg Config) (*Server, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
 	if cfg.ListenIP == "" {
 		cfg.ListenIP = "127.0.0.1"
 	}
