@@ -248,7 +248,11 @@ func (h *EdgeHost) Start(ctx context.Context) error {
 	argv = append(argv, "--bind-ro=/dev/kmsg")
 	argv = append(argv, nspawnCgroupArgs(h.cgroups)...)
 	start := time.Now()
-	p, err := StartProcess("nspawn", h.Dir, joinCgroupsArgv(h.cgroups, argv), nil)
+	// nspawn mounts /proc/sys read-only; "network" leaves /proc/sys/net
+	// writable, which is the edge namespace's own (the CNI bridge plugin
+	// turns on ip_forward there). The rest of /proc/sys is the shared kernel's.
+	env := []string{"SYSTEMD_NSPAWN_API_VFS_WRITABLE=network"}
+	p, err := StartProcess("nspawn", h.Dir, joinCgroupsArgv(h.cgroups, argv), env)
 	if err != nil {
 		return fmt.Errorf("boot edge host %s: %w", h.Name, err)
 	}
