@@ -17,7 +17,13 @@ var (
 	// plain in "stringData"), as client-go logs request and response bodies
 	// from -v=8 on. Quotes may be escaped when the body is itself quoted.
 	secretInJSON = regexp.MustCompile(`(\\?"token-secret\\?"\s*:\s*\\?")[^"\\]*(\\?")`)
+	// A hex dump, as client-go logs a protobuf body: a secret in it may be
+	// split across lines and columns, so the whole dump is dropped.
+	hexDump = regexp.MustCompile(`(?m)^[0-9a-f]{8}  (?:[0-9a-f]{2} ){1,8}`)
 )
+
+// HexDumpHidden replaces a logged binary body.
+const HexDumpHidden = "<binary body hidden: it may hold a bootstrap token; use JSON clients to see bodies>"
 
 // LogFilter is a klog.LogFilter that removes bootstrap token secrets from
 // every log call: any "<id>.<secret>" in a message or value, any
@@ -57,6 +63,9 @@ func (f *LogFilter) Register(t Token) {
 
 // Scrub returns s with every token secret it knows of replaced.
 func (f *LogFilter) Scrub(s string) string {
+	if hexDump.MatchString(s) {
+		return HexDumpHidden
+	}
 	s = tokenInText.ReplaceAllString(s, "${1}."+Redacted)
 	s = secretInJSON.ReplaceAllString(s, "${1}"+Redacted+"${2}")
 	f.mu.RLock()

@@ -3,6 +3,7 @@ package token
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -112,6 +113,10 @@ func TestLogFilterScrubs(t *testing.T) {
 				t.Errorf("Scrub(%q) = %q still holds %q", s, out, secret)
 			}
 		}
+	}
+	dump := hex.Dump([]byte("\x0a\x0bprotobuf k8s\x00 token-secret\x12\x100123456789abcdef and more bytes"))
+	if got := f.Scrub(dump); got != HexDumpHidden {
+		t.Errorf("Scrub(hex dump) = %q", got)
 	}
 	if got := f.Scrub("token " + testToken); got != "token abcdef."+Redacted {
 		t.Errorf("Scrub kept the ID wrongly: %q", got)
