@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	bootstrapsecretutil "k8s.io/cluster-bootstrap/util/secrets"
 	"k8s.io/klog/v2"
@@ -121,7 +123,7 @@ func Create(ctx context.Context, c Cluster, o CreateOptions) (*Result, error) {
 	klog.V(1).Infof("[token] created bootstrap token %q", t.ID())
 
 	if signing {
-		signed, err := ensureSigned(ctx, c, o, clusterInfo, t, res.Expires)
+		signed, err := ensureSigned(ctx, c, o, clusterInfo, rec, t, res.Expires)
 		if err != nil {
 			return nil, errors.Join(err, rollback(ctx, c, t))
 		}
@@ -132,9 +134,16 @@ func Create(ctx context.Context, c Cluster, o CreateOptions) (*Result, error) {
 
 // ensureSigned waits for the bootstrapsigner to sign cluster-info for t and
 // signs it itself when none does. It reports whether edgeadm signed.
-func ensureSigned(ctx context.Context, c Cluster, o CreateOptions, clusterInfo *corev1.ConfigMap, t Token, expires *time.Time) (bool, error) {
+func ensureSigned(ctx context.Context, c Cluster, o CreateOptions, clusterInfo *corev1.ConfigMap, rec *record, t Token, expires *time.Time) (bool, error) {
 	start := time.Now()
-	found, err := waitForSignature(ctx, c.Client, t.ID(), o.SignerWait)
+	bound := o.SignerWait
+	if signerSeen(clusterInfo, rec) {
+		// Someone else signed cluster-info before: a bootstrapsigner runs, or
+		// ran. Give it time (it may be busy or just restarting) rather than
+		// sign in its place.
+		bound *= patienceWithSigner
+	}
+	found, err := waitForSignature(ctx, c.Client, t.ID(), bound)
 	if err != nil {
 		return false, err
 	}
@@ -160,8 +169,23 @@ func ensureSigned(ctx context.Context, c Cluster, o CreateOptions, clusterInfo *
 	c.warnf("no bootstrapsigner signed kube-public/cluster-info for token %q within %s, so edgeadm signed it; "+
 		"\"edgeadm token delete %s\" removes that signature. Nothing removes it when the token expires: "+
 		"run kube-controller-manager with --controllers=*,bootstrapsigner,tokencleaner so signatures follow the tokens",
-		t.ID(), o.SignerWait, t.ID())
+		t.ID(), bound, t.ID())
 	return true, nil
+}
+
+// patienceWithSigner multiplies the signer wait when there is evidence that
+// a bootstrapsigner runs.
+const patienceWithSigner = 6
+
+// signerSeen reports whether cluster-info carries a signature that edgeadm
+// did not add: the work of a bootstrapsigner.
+func signerSeen(clusterInfo *corev1.ConfigMap, rec *record) bool {
+	for k := range clusterInfo.Data {
+		if id, ok := strings.CutPrefix(k, bootstrapapi.JWSSignatureKeyPrefix); ok && rec.signed[id] == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // rollback removes what a failed Create made.

@@ -375,3 +375,15 @@ func TestJoinAddressPort(t *testing.T) {
 		})
 	}
 }
+
+func TestSignerSeen(t *testing.T) {
+	cm := &corev1.ConfigMap{Data: map[string]string{"kubeconfig": "x", "jws-kubeconfig-aaaaaa": "mine"}}
+	rec := &record{signed: map[string]string{"aaaaaa": "mine"}}
+	if signerSeen(cm, rec) {
+		t.Fatal("edgeadm's own signature taken for a signer's")
+	}
+	cm.Data["jws-kubeconfig-bbbbbb"] = "theirs"
+	if !signerSeen(cm, rec) {
+		t.Fatal("a signer's signature not noticed")
+	}
+}
