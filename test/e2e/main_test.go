@@ -72,9 +72,10 @@ const runTimeout = 2 * time.Minute
 // exit code; it fails the test only if the binary could not be run at all.
 func RunEdgeadm(t testing.TB, args ...string) Result {
 	t.Helper()
+	bin := Edgeadm(t) // before the run's clock starts
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Edgeadm(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
