@@ -387,3 +387,66 @@ func TestSignerSeen(t *testing.T) {
 		t.Fatal("a signer's signature not noticed")
 	}
 }
+
+func TestListSkipsMalformedSecretsWithoutShowingThem(t *testing.T) {
+	f := newFixture(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bootstrap-token-abcdef", Namespace: "kube-system"}, Type: "bootstrap.kubernetes.io/token",
+			Data: map[string][]byte{"token-id": []byte("abcdef"), "token-secret": []byte("0123456789abcdef"), "usage-bootstrap-signing": []byte("true")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bootstrap-token-broken", Namespace: "kube-system"}, Type: "bootstrap.kubernetes.io/token",
+			Data: map[string][]byte{"token-id": []byte("broken"), "token-secret": []byte("NOT-A-VALID-SECRET")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "kube-system"}, Data: map[string][]byte{"x": []byte("y")}},
+	)
+	got, err := List(context.Background(), f.cluster())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Token.String() != testToken || got[0].Kind != "BootstrapToken" || got[0].APIVersion != "output.kubeadm.k8s.io/v1alpha3" {
+		t.Fatalf("listed %+v", got)
+	}
+	if w := f.warn.String(); !strings.Contains(w, "bootstrap-token-broken") || strings.Contains(w, "NOT-A-VALID-SECRET") {
+		t.Fatalf("warning %q", w)
+	}
+}
+
+func TestDeleteDryRunWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	_ = f.client.Tracker().Add(clusterInfo(t, f.ca))
+	res, err := Create(context.Background(), f.cluster(), CreateOptions{TTL: time.Hour, SignerWait: fastSigner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.client.ClearActions()
+	del, err := Delete(context.Background(), f.cluster(), []string{res.Token.ID()}, true)
+	if err != nil || len(del) != 1 || !del[0].Found || !del[0].SignatureRemoved {
+		t.Fatalf("dry run: %+v %v", del, err)
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Fatalf("dry run wrote %v", w)
+	}
+}
+
+func TestRemoveSignaturesForDetach(t *testing.T) {
+	f := newFixture(t)
+	_ = f.client.Tracker().Add(clusterInfo(t, f.ca))
+	var ids []string
+	for range 2 {
+		res, err := Create(context.Background(), f.cluster(), CreateOptions{TTL: time.Hour, SignerWait: fastSigner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Token.ID())
+	}
+	removed, err := RemoveSignatures(context.Background(), f.cluster())
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	cm := f.configMap(t, "kube-public", "cluster-info")
+	for _, id := range ids {
+		if _, ok := cm.Data["jws-kubeconfig-"+id]; ok {
+			t.Fatalf("signature for %s left", id)
+		}
+	}
+	if len(cm.Data) != 1 {
+		t.Fatalf("cluster-info is not as it was: %v", cm.Data)
+	}
+}
