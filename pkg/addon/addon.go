@@ -49,8 +49,17 @@ type Summary struct {
 	Duration         string              `json:"duration"`
 }
 
-// ErrBadInput marks a failure caused by the user's input (files, flags).
+// ErrBadInput marks a failure caused by the user's input (files, flags);
+// errors.Is(err, ErrBadInput) finds it, and its message is the cause's.
 var ErrBadInput = errors.New("bad input")
+
+type inputError struct{ err error }
+
+func (e inputError) Error() string        { return e.err.Error() }
+func (e inputError) Unwrap() error        { return e.err }
+func (e inputError) Is(target error) bool { return target == ErrBadInput }
+
+func badInput(err error) error { return inputError{err} }
 
 // Run learns the facts, plans, checks permissions, and writes (or, with
 // DryRun, only validates server-side) every object.
@@ -96,7 +105,7 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 
 	if o.CAKeyPath != "" {
 		if err := CheckCAKey(o.CAKeyPath, facts.CA); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+			return nil, nil, badInput(err)
 		}
 		say("[facts] CA key %s matches the CA (not used: nothing addon makes is signed)", o.CAKeyPath)
 	}
@@ -105,19 +114,15 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 	if settings.MasterPublicAddr == "" {
 		host, ok := publicHostFromServer(cfg.Host)
 		if !ok {
-			return nil, nil, fmt.Errorf("%w: --master-public-addr is required: the kubeconfig's server %s is a loopback address edge nodes cannot dial", ErrBadInput, cfg.Host)
+			return nil, nil, badInput(fmt.Errorf("--master-public-addr is required: the kubeconfig's server %s is a loopback address edge nodes cannot dial", cfg.Host))
 		}
 		settings.MasterPublicAddr = host
 		say("[facts] WARNING: --master-public-addr not given; using the kubeconfig's server host %s: pass --master-public-addr if edge nodes reach the apiserver another way", host)
 	}
 	if _, err := NormalizeAddr(settings.MasterPublicAddr, facts.SecurePort); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, nil, badInput(err)
 	}
 
-	prev, err := state.Get(ctx, client)
-	if err != nil {
-		return nil, nil, err
-	}
 	plan, err := MakePlan(facts, settings)
 	if err != nil {
 		return nil, nil, err
@@ -135,6 +140,10 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 		return nil, nil, err
 	}
 	say("[preflight] %d permissions checked (%s)", len(dedupe(perms)), round(time.Since(t)))
+	prev, err := state.Get(ctx, client)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	t = time.Now()
 	ex := &Executor{Client: client, Dynamic: dyn, Mapper: mapper, DryRun: o.DryRun, Progress: progress}

@@ -52,6 +52,8 @@ type Executor struct {
 	EstablishTimeout time.Duration
 	// Concurrency bounds the writes in flight.
 	Concurrency int
+
+	newNamespaces map[string]bool
 }
 
 // Execution is the outcome of Execute.
@@ -98,7 +100,11 @@ func (e *Executor) Execute(ctx context.Context, p *Plan, prev *state.Record) (*E
 		items[i] = st
 	}
 
-	rec := newRecorder(ctx, e.Client, prev, p.Config, len(items), e.DryRun)
+	refs := make([]state.Ref, len(items))
+	for i, st := range items {
+		refs[i] = st.it.Ref()
+	}
+	rec := newRecorder(ctx, e.Client, prev, p.Config, refs, e.DryRun)
 	defer rec.stop()
 
 	// Map every kind the cluster already knows; custom resources of planned
@@ -114,6 +120,14 @@ func (e *Executor) Execute(ctx context.Context, p *Plan, prev *state.Record) (*E
 	// Look up, concurrently, every object whose existence decides what to do.
 	if err := e.forEach(ctx, items, func(st *itemState) bool { return st.mapping != nil && e.needsLookup(st) }, e.lookup); err != nil {
 		return nil, err
+	}
+	// In a dry run, objects in a namespace the run would create cannot be
+	// validated by the server (the namespace does not exist yet).
+	e.newNamespaces = map[string]bool{}
+	for _, st := range items {
+		if e.DryRun && st.looked && st.found == nil && st.it.Object.GetKind() == "Namespace" && st.it.Object.GetAPIVersion() == "v1" {
+			e.newNamespaces[st.it.Object.GetName()] = true
+		}
 	}
 	for w := 0; w <= 3; w++ {
 		var wave []*itemState
@@ -132,10 +146,13 @@ func (e *Executor) Execute(ctx context.Context, p *Plan, prev *state.Record) (*E
 			e.Mapper.Reset()
 			for _, st := range wave {
 				if err := e.mapItem(st); err != nil {
-					return nil, err
+					if !e.DryRun {
+						return nil, err
+					}
+					st.mapping = nil // its CRD does not exist yet: it would be created
 				}
 			}
-			if err := e.forEach(ctx, wave, e.needsLookup, e.lookup); err != nil {
+			if err := e.forEach(ctx, wave, func(st *itemState) bool { return st.mapping != nil && e.needsLookup(st) }, e.lookup); err != nil {
 				return nil, err
 			}
 		}
@@ -290,6 +307,15 @@ func (e *Executor) write(ctx context.Context, st *itemState) error {
 	}
 	obj := st.it.Object
 	ref := st.it.Ref()
+	if e.DryRun && (st.mapping == nil || e.newNamespaces[obj.GetNamespace()]) {
+		uid := ""
+		if st.prev != nil {
+			uid = string(st.prev.UID)
+		}
+		st.sent = obj
+		e.result(st, uid, WouldCreate)
+		return nil
+	}
 	switch st.it.Mode {
 	case Apply:
 		if st.looked && st.found != nil && !ours(st.found) && (st.prev == nil || st.prev.How != state.Created) {

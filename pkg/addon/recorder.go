@@ -26,6 +26,7 @@ type recorder struct {
 	rec     *state.Record
 	prev    *state.Ownership
 	current []*state.Object
+	refs    []state.Ref // the planned objects, in plan order
 	dirty   bool
 	err     error
 
@@ -34,8 +35,8 @@ type recorder struct {
 	quit chan struct{}
 }
 
-func newRecorder(ctx context.Context, c kubernetes.Interface, prev *state.Record, cfg state.Config, n int, dry bool) *recorder {
-	r := &recorder{ctx: context.WithoutCancel(ctx), client: c, dry: dry, current: make([]*state.Object, n),
+func newRecorder(ctx context.Context, c kubernetes.Interface, prev *state.Record, cfg state.Config, refs []state.Ref, dry bool) *recorder {
+	r := &recorder{ctx: context.WithoutCancel(ctx), client: c, dry: dry, current: make([]*state.Object, len(refs)), refs: refs,
 		kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	if prev != nil {
 		cp := *prev
@@ -86,11 +87,20 @@ func (r *recorder) flush() {
 	r.rec.SetStored(snapshot)
 }
 
+// merged is the record as of now: planned objects in plan order, each with
+// this run's finding when it has one and otherwise with what the previous
+// record said (so an unchanged cluster never sees a reordered record), then
+// the previous record's other entries.
 func (r *recorder) merged() state.Ownership {
 	var cur []state.Object
-	for _, o := range r.current {
-		if o != nil {
+	for i, o := range r.current {
+		switch {
+		case o != nil:
 			cur = append(cur, *o)
+		case r.refs != nil:
+			if p, ok := r.prev.Find(r.refs[i]); ok {
+				cur = append(cur, p)
+			}
 		}
 	}
 	return state.Merge(r.prev, cur)

@@ -89,10 +89,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{DryRun: o.DryRun}
 	rec, err := state.Get(ctx, client)
+	if apierrors.IsForbidden(err) {
+		return nil, fmt.Errorf("%w: this kubeconfig may not read the edgeadm record %s/%s: nothing was changed; use a cluster-admin kubeconfig (kubeadm's /etc/kubernetes/admin.conf) with --kubeconfig",
+			addon.ErrForbidden, state.Namespace, state.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if rec == nil {
+	if rec == nil || !rec.HasAddon() {
 		res.NothingToDo = true
 		return res, nil
 	}
@@ -150,7 +154,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return res, derr
 	}
-	if err := state.Delete(ctx, client, rec); err != nil {
+	if err := state.Forget(ctx, client, rec); err != nil {
 		return res, err
 	}
 	fmt.Fprintf(progress, "[detach] deleted the record %s/%s\n", state.Namespace, state.Name)

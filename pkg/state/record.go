@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
@@ -94,7 +93,9 @@ func (r *Record) ConfigMap() (*corev1.ConfigMap, error) {
 	}, nil
 }
 
-// Unchanged reports whether writing r would leave the stored record as it is.
+// Unchanged reports whether writing r would leave the stored record as it
+// is. Only the keys edgeadm addon owns count: other commands (token) may
+// keep notes of their own under other keys of the same ConfigMap.
 func (r *Record) Unchanged() bool {
 	if r.data == nil {
 		return false
@@ -103,11 +104,9 @@ func (r *Record) Unchanged() bool {
 	if err != nil {
 		return false
 	}
-	if len(data) != len(r.data) {
-		return false
-	}
 	for k, v := range data {
-		if !bytes.Equal([]byte(v), []byte(r.data[k])) {
+		stored, ok := r.data[k]
+		if !ok || stored != v {
 			return false
 		}
 	}
@@ -152,3 +151,32 @@ func Delete(ctx context.Context, client kubernetes.Interface, r *Record) error {
 // SetStored makes r remember the content of s, a copy of r that Save just
 // wrote, so that a later Save of the same content is skipped.
 func (r *Record) SetStored(s Record) { r.data = s.data }
+
+// HasAddon reports whether the stored record holds addon's keys (other
+// commands may have made the ConfigMap for notes of their own).
+func (r *Record) HasAddon() bool {
+	_, c := r.data[ConfigKey]
+	_, o := r.data[OwnershipKey]
+	return c || o
+}
+
+// Forget removes addon's part of the record: the whole ConfigMap when it
+// holds nothing else, otherwise only addon's keys, so that notes other
+// commands keep there (token's cluster-info signatures) survive.
+func Forget(ctx context.Context, client kubernetes.Interface, r *Record) error {
+	others := false
+	for k := range r.data {
+		if k != ConfigKey && k != OwnershipKey {
+			others = true
+		}
+	}
+	if !others {
+		return Delete(ctx, client, r)
+	}
+	patch := []byte(`{"data":{"` + ConfigKey + `":null,"` + OwnershipKey + `":null}}`)
+	_, err := client.CoreV1().ConfigMaps(Namespace).Patch(ctx, Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove addon's keys from the edgeadm record %s/%s: %w", Namespace, Name, err)
+	}
+	return nil
+}
