@@ -135,7 +135,6 @@ func hasVerb(verbs []string, v string) bool {
 	return false
 }
 
-
 func normalize(m Mode, u *unstructured.Unstructured) {
 	if m != Content {
 		return
