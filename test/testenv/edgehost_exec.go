@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,11 +73,11 @@ func (h *EdgeHost) CopyIn(src, dst string, mode fs.FileMode) error {
 // writeFrom writes to a temporary name and renames it over dst, so a binary
 // that runs can be replaced and a reader never sees half a file.
 func (h *EdgeHost) writeFrom(dst string, r io.Reader, mode fs.FileMode) error {
-	rel, err := h.relPath(dst)
+	dir, rel, err := h.hostPath(dst)
 	if err != nil {
 		return err
 	}
-	root, err := os.OpenRoot(h.Root)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("edge host %s: %w", h.Name, err)
 	}
@@ -108,11 +109,11 @@ func (h *EdgeHost) writeFrom(dst string, r io.Reader, mode fs.FileMode) error {
 
 // ReadFile reads name inside the machine (resolved as WriteFile does).
 func (h *EdgeHost) ReadFile(name string) ([]byte, error) {
-	rel, err := h.relPath(name)
+	dir, rel, err := h.hostPath(name)
 	if err != nil {
 		return nil, err
 	}
-	root, err := os.OpenRoot(h.Root)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("edge host %s: %w", h.Name, err)
 	}
@@ -124,16 +125,24 @@ func (h *EdgeHost) ReadFile(name string) ([]byte, error) {
 	return data, nil
 }
 
-// relPath turns an absolute machine path into one relative to Root.
-func (h *EdgeHost) relPath(name string) (string, error) {
+// hostPath finds where the machine path name lives on the build machine: the
+// folder that holds it (Root, or a state folder bind-mounted into the
+// machine) and its path relative to that folder.
+func (h *EdgeHost) hostPath(name string) (dir, rel string, err error) {
 	if !path.IsAbs(name) {
-		return "", fmt.Errorf("edge host %s: path %q is not absolute", h.Name, name)
+		return "", "", fmt.Errorf("edge host %s: path %q is not absolute", h.Name, name)
 	}
-	rel := strings.TrimPrefix(path.Clean(name), "/")
-	if rel == "" {
-		return "", fmt.Errorf("edge host %s: cannot write the root itself", h.Name)
+	clean := path.Clean(name)
+	for _, m := range edgeStateMounts {
+		if r, ok := strings.CutPrefix(clean, m+"/"); ok {
+			return h.statePath(m), r, nil
+		}
 	}
-	return rel, nil
+	rel = strings.TrimPrefix(clean, "/")
+	if rel == "" || slices.Contains(edgeStateMounts, clean) {
+		return "", "", fmt.Errorf("edge host %s: cannot write %s itself", h.Name, clean)
+	}
+	return h.Root, rel, nil
 }
 
 // AddHosts adds a line "<ip> <names...>" to the machine's /etc/hosts, the way

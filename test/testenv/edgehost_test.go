@@ -137,6 +137,19 @@ func TestEdgeHostBootsWithSystemd(t *testing.T) {
 	if data, err := h.ReadFile("/etc/edgeadm-probe"); err != nil || string(data) != "hello\n" {
 		t.Errorf("ReadFile: %q %v", data, err)
 	}
+	// Files written from outside show inside, on the overlay and in the
+	// state folders bind-mounted into the machine alike.
+	for _, p := range []string{"/etc/edgeadm/probe", "/var/lib/kubelet/probe", "/var/lib/containerd/probe"} {
+		if err := h.WriteFile(p, []byte(p), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustExec("cat", p); got != p {
+			t.Errorf("inside, %s holds %q", p, got)
+		}
+		if got := mustExec("stat", "-c", "%a", p); got != "600" {
+			t.Errorf("inside, %s has mode %s, want 600", p, got)
+		}
+	}
 }
 
 // startCloudListener runs an echo server in the cloud namespace (the test
