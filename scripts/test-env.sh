@@ -7,7 +7,7 @@
 # their go.sum, in the small tool modules build/<group>/go.mod. Each component is skipped
 # when its stamp says it was built from the same inputs, so a warm run takes seconds.
 #
-# Usage: scripts/test-env.sh [all|apt|binaries|images|rootfs|print-paths|verify]   (default: all)
+# Usage: scripts/test-env.sh [all|apt|binaries|images|rootfs|print-paths|verify|clean]   (default: all)
 #   all          apt, binaries, images, rootfs, in that order
 #   apt          install the Debian packages the test environment needs (only if missing)
 #   binaries     $CACHE/bin/* and $CACHE/cni/bin/*
@@ -15,6 +15,8 @@
 #   rootfs       $CACHE/rootfs/$DEBIAN_SUITE (debootstrap, once)
 #   print-paths  print the layout as shell-sourceable KEY=VALUE lines (builds nothing)
 #   verify       run every built binary's version command and check the pause tarball
+#   clean        delete the cache, first unmounting anything left mounted inside it
+#                (never crossing into another file system, unlike a plain rm -rf)
 #
 # Environment:
 #   EDGEADM_TEST_CACHE     cache folder (default: <repo>/.cache/test-env, ignored by git)
@@ -423,9 +425,9 @@ main() {
   local cmd=${1:-all}
   case $cmd in
     print-paths) print_paths; return ;;
-    all | apt | binaries | images | rootfs | verify) ;;
+    all | apt | binaries | images | rootfs | verify | clean) ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
-    *) die "unknown command '$cmd' (want all, apt, binaries, images, rootfs, print-paths or verify)" ;;
+    *) die "unknown command '$cmd' (want all, apt, binaries, images, rootfs, print-paths, verify or clean)" ;;
   esac
   [ $# -le 1 ] || die "one command at a time"
   mkdir -p "$CACHE"
@@ -447,6 +449,12 @@ main() {
     images) build_images ;;
     rootfs) build_rootfs ;;
     verify) verify_all ;;
+    clean)
+      exec 9>&-
+      remove_tree "$CACHE"
+      log "clean: removed $CACHE"
+      return
+      ;;
   esac
   log "$cmd: done in $(fmt_secs $(($(date +%s) - start))) (cache: $CACHE)"
 }
