@@ -12,6 +12,8 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/textlogger"
 
+	"github.com/edgeadm/edgeadm/pkg/token"
+
 	"github.com/edgeadm/edgeadm/pkg/cmd"
 	"github.com/edgeadm/edgeadm/pkg/cmd/edgeadm"
 	"github.com/edgeadm/edgeadm/pkg/cmd/exitcode"
@@ -37,6 +39,9 @@ func Run(streams cmd.IOStreams, args []string) error {
 // RunContext is Run with a context that commands see as cmd.Context().
 func RunContext(ctx context.Context, streams cmd.IOStreams, args []string) error {
 	defer logTo(streams.ErrOut)()
+	// Every command, not only token's, may see a bootstrap token (join takes
+	// one on its command line): scrub them from whatever klog prints.
+	defer token.InstallLogFilter()()
 	root := edgeadm.NewCommand(streams)
 	if args == nil {
 		args = []string{} // cobra would read os.Args for nil
@@ -52,7 +57,10 @@ func RunContext(ctx context.Context, streams cmd.IOStreams, args []string) error
 // logTo sends klog's output to w, the command's stderr stream, instead of
 // the process's stderr or any file, and returns the function that undoes it.
 func logTo(w io.Writer) func() {
-	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(w)))
+	// klog applies -v itself before a message reaches the logger; the logger's
+	// own threshold must not drop what -v let through (client-go logs requests
+	// at 6-10).
+	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(w), textlogger.Verbosity(100)))
 	klog.SetLoggerWithOptions(logger, klog.WriteKlogBuffer(func(b []byte) { _, _ = w.Write(b) }))
 	return func() {
 		klog.Flush()

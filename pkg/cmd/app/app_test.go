@@ -73,30 +73,25 @@ func TestVersionHumanFormIsShort(t *testing.T) {
 	}
 }
 
-func TestNotImplemented(t *testing.T) {
-	tests := []struct {
-		args []string
-		path string
-	}{
-		{[]string{"addon", "edge-apps"}, "edgeadm addon edge-apps"},
-		{[]string{"addon", "edge-apps", "--dry-run", "-o", "yaml", "--master-public-addr", "203.0.113.10:6443"}, "edgeadm addon edge-apps"},
-		{[]string{"detach", "edge-apps", "--force"}, "edgeadm detach edge-apps"},
-		{[]string{"token", "create", "--print-join-command", "--ttl", "1h"}, "edgeadm token create"},
-		{[]string{"token", "list", "-o", "json"}, "edgeadm token list"},
-		{[]string{"token", "delete", "abcdef"}, "edgeadm token delete"},
-		{[]string{"join", "203.0.113.10:6443", "--token", "abcdef.0123456789abcdef", "--node-labels", "a=b,c=d"}, "edgeadm join"},
-		{[]string{"reset", "-f"}, "edgeadm reset"},
-		{[]string{"--kubeconfig", "/nonexistent", "token", "list"}, "edgeadm token list"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			stdout, stderr, code := run(t, tt.args...)
-			if code != exitcode.NotImplemented {
-				t.Errorf("exit %d, want %d", code, exitcode.NotImplemented)
+// Every command that talks to the cluster fails cleanly, before doing
+// anything, when no kubeconfig can be found: one line that names the fix.
+func TestClusterCommandsWithoutKubeconfig(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "missing.conf"))
+	for _, args := range [][]string{
+		{"addon", "edge-apps", "--master-public-addr", "203.0.113.10:6443"},
+		{"detach", "edge-apps", "--force"},
+		{"token", "create", "--print-join-command", "--ttl", "1h", "--master-public-addr", "203.0.113.10:6443"},
+		{"token", "list", "-o", "json"},
+		{"token", "delete", "abcdef"},
+		{"--kubeconfig", "/nonexistent", "token", "list"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdout, stderr, code := run(t, args...)
+			if code != exitcode.Failure {
+				t.Errorf("exit %d, want %d", code, exitcode.Failure)
 			}
-			want := "error: " + tt.path + " is not implemented yet in this build: nothing was changed\n"
-			if stderr != want {
-				t.Errorf("stderr = %q, want %q", stderr, want)
+			if !strings.HasPrefix(stderr, "error: ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "kubeconfig") {
+				t.Errorf("stderr = %q, want one error line about the kubeconfig", stderr)
 			}
 			if stdout != "" {
 				t.Errorf("stdout = %q, want nothing", stdout)
