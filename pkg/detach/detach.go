@@ -30,6 +30,7 @@ import (
 	"github.com/edgeadm/edgeadm/manifests"
 	"github.com/edgeadm/edgeadm/pkg/addon"
 	"github.com/edgeadm/edgeadm/pkg/state"
+	"github.com/edgeadm/edgeadm/pkg/token"
 )
 
 // ErrEdgeNodesJoined is returned while edge nodes exist and Force is off.
@@ -104,7 +105,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	created := rec.Ownership.Created()
 	perms := []addon.Permission{{Verb: "list", Resource: "nodes"},
-		{Verb: "delete", Resource: "configmaps", Namespace: state.Namespace, Name: state.Name}}
+		{Verb: "delete", Resource: "configmaps", Namespace: state.Namespace, Name: state.Name},
+		{Verb: "patch", Resource: "configmaps", Namespace: state.Namespace, Name: state.Name},
+		{Verb: "get", Resource: "configmaps", Namespace: "kube-public", Name: "cluster-info"},
+		{Verb: "patch", Resource: "configmaps", Namespace: "kube-public", Name: "cluster-info"}}
 	for _, obj := range created {
 		gvk := obj.Ref().GroupVersionKind()
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -139,6 +143,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(progress, "[detach] WARNING: --force: %d edge nodes are still joined and lose their edge components\n", len(res.EdgeNodes))
 	}
 
+	if !o.DryRun {
+		// Signatures "edgeadm token create" added to cluster-info itself
+		// (where no bootstrapsigner runs) go first, so an adopted
+		// cluster-info is left as it was, and their notes leave the record.
+		removed, err := token.RemoveSignatures(ctx, token.Cluster{Client: client, REST: cfg, Warn: progress})
+		if err != nil {
+			return res, fmt.Errorf("remove the cluster-info signatures edgeadm token added: %w: run detach again", err)
+		}
+		if len(removed) > 0 {
+			fmt.Fprintf(progress, "[detach] removed the cluster-info signatures edgeadm token added for %d tokens\n", len(removed))
+		}
+		if rec, err = state.Get(ctx, client); err != nil || rec == nil {
+			return res, fmt.Errorf("re-read the edgeadm record: %v", err)
+		}
+	}
 	d := &deleter{dyn: dyn, mapper: mapper, dry: o.DryRun, timeout: o.Timeout, progress: progress}
 	actions, remaining, derr := d.deleteAll(ctx, rec.Ownership)
 	res.Actions = actions

@@ -406,6 +406,18 @@ func TestAddonBareNoBootstrapSigner(t *testing.T) {
 	if err := c.Client.CoreV1().Secrets("kube-system").Delete(context.Background(), "bootstrap-token-e2ensg", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// "edgeadm token create" signs cluster-info itself here; kubeadm's
+	// discovery then works, and detach takes the signature out again.
+	j := parseJoin(t, RunEdgeadm(t, "token", "create", "--print-join-command", "--kubeconfig", c.AdminKubeconfig, "--ca.cert", c.CACertPath))
+	if j.hash != s.Facts.CAHash || j.addr != c.PublicEndpoint() {
+		t.Errorf("join command names %s with %s; addon recorded %s with %s", j.addr, j.hash, c.PublicEndpoint(), s.Facts.CAHash)
+	}
+	if _, err := discover(t, j.addr, j.token(), []string{j.hash}, discoveryOKTimeout); err != nil {
+		t.Errorf("discovery with edgeadm's own signature: %v", err)
+	}
+	if err := c.Client.CoreV1().Secrets("kube-system").Delete(context.Background(), "bootstrap-token-"+j.id, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// Edge nodes labelled: detach refuses without --force.
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1", Labels: map[string]string{"superedge.io/edge-node": "enable"}}}
 	if _, err := c.Client.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
