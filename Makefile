@@ -10,10 +10,15 @@ MODULE      := github.com/edgeadm/edgeadm
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 GIT_COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 K8S_VERSION := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null)
+K8S_MINOR   := $(word 2,$(subst ., ,$(K8S_VERSION)))
+# kubeadm's code inside edgeadm checks version skew against the cluster with
+# component-base's version, so it must say the library's version, not v0.0.0.
 LDFLAGS     := -s -w \
 	-X $(MODULE)/pkg/version.Version=$(VERSION) \
 	-X $(MODULE)/pkg/version.GitCommit=$(GIT_COMMIT) \
-	-X $(MODULE)/pkg/version.KubernetesVersion=$(K8S_VERSION)
+	-X $(MODULE)/pkg/version.KubernetesVersion=$(K8S_VERSION) \
+	$(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) -X $(p).gitTreeState=clean)
 
 # e2e tests start real control planes and machines: one package at a time on a
 # 2-core machine, and a generous bound so a hang fails instead of stalling CI.
@@ -50,4 +55,4 @@ clean: ## remove built output (not the test-env cache: make clean-cache)
 	rm -rf bin _output
 
 clean-cache: ## remove the test-env cache (next make test-env rebuilds from scratch)
-	rm -rf .cache/test-env
+	scripts/test-env.sh clean
