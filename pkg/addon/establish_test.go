@@ -35,7 +35,9 @@ func TestWaitEstablishedWatchesUntilEstablished(t *testing.T) {
 	dyn := newDynamic(crd(false))
 	ri := dyn.Resource(crdGVR)
 	done := make(chan error, 1)
-	go func() { done <- WaitEstablished(context.Background(), ri, "edgenodes.edge.superedge.io", 10*time.Second) }()
+	go func() {
+		done <- WaitEstablished(context.Background(), ri, "edgenodes.edge.superedge.io", 10*time.Second)
+	}()
 	// Establish it once the waiter watches (the fake delivers only to
 	// watchers that exist when the update happens).
 	bound := time.After(10 * time.Second)
