@@ -351,8 +351,10 @@ func nspawnInit(nspawn int) (int, error) {
 	return 0, nil
 }
 
-// procStartTime is field 22 of /proc/<pid>/stat: with the PID it names one
-// process for good.
+// procStartTime is field 22 of /proc/<pid>/stat, which with the PID names
+// one process for good, or "" when the process is gone or a zombie (a killed
+// machine's init is reparented to the build machine's PID 1, which reaps it
+// when it gets to it).
 func procStartTime(pid int) string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -361,7 +363,7 @@ func procStartTime(pid int) string {
 	// The command name (field 2) may hold spaces; it ends at the last ')'.
 	s := string(data)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		if f := strings.Fields(s[i+1:]); len(f) > 19 {
+		if f := strings.Fields(s[i+1:]); len(f) > 19 && f[0] != "Z" && f[0] != "X" {
 			return f[19]
 		}
 	}
@@ -370,7 +372,7 @@ func procStartTime(pid int) string {
 
 // initAlive reports whether the machine's init recorded at boot still runs.
 func (h *EdgeHost) initAlive() bool {
-	return h.init != 0 && procStartTime(h.init) == h.initTime && h.initTime != ""
+	return h.init != 0 && h.initTime != "" && procStartTime(h.init) == h.initTime
 }
 
 // logTail is the end of the nspawn log, for error messages.

@@ -94,8 +94,8 @@ func TestEdgeHostContainerdRunsThePauseImage(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cg.Dir, "k8s.io", "edgeadm-ctr-probe")); err != nil {
 				t.Errorf("ctr's container cgroup is not in the edge host's own tree: %v", err)
 			}
-			if _, err := os.Stat(filepath.Join(cg.Mount, "k8s.io")); err == nil {
-				t.Errorf("a k8s.io cgroup at the top of the build machine's memory hierarchy")
+			if _, err := os.Stat(filepath.Join(cg.Mount, "k8s.io", "edgeadm-ctr-probe")); err == nil {
+				t.Errorf("ctr's container cgroup is at the top of the build machine's memory hierarchy")
 			}
 		}
 	}
