@@ -65,6 +65,9 @@ func runAddon(t *testing.T, c *testenv.Cluster) (addon.Summary, time.Duration) {
 	if r.Code != 0 {
 		t.Fatalf("addon: exit %d\nstderr:\n%s", r.Code, r.Stderr)
 	}
+	if testing.Verbose() {
+		t.Logf("addon progress (stderr):\n%s", r.Stderr)
+	}
 	var s addon.Summary
 	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil {
 		t.Fatalf("addon -o json printed no summary: %v\n%s", err, r.Stdout)
@@ -77,6 +80,9 @@ func runDetach(t *testing.T, c *testenv.Cluster, extra ...string) Result {
 	r := RunEdgeadm(t, append([]string{"detach", "edge-apps", "--kubeconfig", c.AdminKubeconfig}, extra...)...)
 	if r.Code != 0 {
 		t.Fatalf("detach: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if testing.Verbose() {
+		t.Logf("detach:\n%s%s", r.Stderr, r.Stdout)
 	}
 	return r
 }
