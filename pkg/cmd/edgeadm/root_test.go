@@ -27,9 +27,9 @@ func TestDeclaredFlags(t *testing.T) {
 		{"addon edge-apps", []flag{
 			{"kubeconfig", "", ""},
 			{"ca.cert", "", "/etc/kubernetes/pki/ca.crt"},
-			{"ca.key", "", "/etc/kubernetes/pki/ca.key"},
+			{"ca.key", "", ""}, // addon signs nothing; only checked when given
 			{"master-public-addr", "", ""},
-			{"image-repository", "", ""},
+			{"image-repository", "", "docker.io/superedge"},
 			{"edge-version", "", ""},
 			{"dry-run", "", "false"},
 			{"output", "o", ""},
@@ -38,6 +38,7 @@ func TestDeclaredFlags(t *testing.T) {
 			{"kubeconfig", "", ""},
 			{"force", "", "false"},
 			{"dry-run", "", "false"},
+			{"output", "o", ""},
 		}},
 		{"token create", []flag{
 			{"kubeconfig", "", ""},
