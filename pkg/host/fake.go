@@ -32,12 +32,17 @@ type Fake struct {
 	log       []string
 	mutations int
 	killAt    int // mutations allowed before ErrKilled; -1: no limit
+	pending   [][2]string
 
 	// Fail, when set, is asked before each mutation (op is the Host method
 	// name, arg its path, unit, key or command) and may fail it.
 	Fail func(op, arg string) error
 	// Respond, when set, answers Output and Run; the default prints nothing.
 	Respond func(c Command) ([]byte, error)
+	// After, when set, is told about each mutation once it is made (op and
+	// arg as for Fail), outside the lock: a test plays the part of a daemon
+	// there (the kubelet writing its kubeconfig once started).
+	After func(op, arg string)
 }
 
 // FakeState is everything a Fake holds; two states compare with Equal.
@@ -194,6 +199,13 @@ func (f *Fake) PutFile(p string, data []byte, mode fs.FileMode) {
 	f.st.Files[p] = FakeFile{Kind: KindFile, Data: bytes.Clone(data), Mode: mode}
 }
 
+// PutDir makes a directory and its parents directly (test setup).
+func (f *Fake) PutDir(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mkdirs(p, 0o755)
+}
+
 // PutUnit sets a unit's state directly (test setup).
 func (f *Fake) PutUnit(unit string, s UnitState) {
 	f.mu.Lock()
@@ -239,7 +251,21 @@ func (f *Fake) mutate(op, arg string) error {
 	}
 	f.mutations++
 	f.log = append(f.log, op+" "+arg)
+	if f.After != nil {
+		f.pending = append(f.pending, [2]string{op, arg})
+	}
 	return nil
+}
+
+// flush tells After about the mutations made; called without the lock.
+func (f *Fake) flush() {
+	f.mu.Lock()
+	p := f.pending
+	f.pending = nil
+	f.mu.Unlock()
+	for _, m := range p {
+		f.After(m[0], m[1])
+	}
 }
 
 func (f *Fake) Paths() Paths { return f.P }
@@ -312,6 +338,7 @@ func (f *Fake) WriteFile(p string, data []byte, m File) error {
 			return fmt.Errorf("write %s: %w", p, ErrChecksum)
 		}
 	}
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.parentDir(p); err != nil {
@@ -339,6 +366,7 @@ func (f *Fake) MkdirAll(p string, mode fs.FileMode) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n, ok := f.st.Files[p]; ok {
@@ -355,6 +383,7 @@ func (f *Fake) MkdirAll(p string, mode fs.FileMode) error {
 }
 
 func (f *Fake) Remove(p string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, ok := f.st.Files[p]
@@ -376,6 +405,7 @@ func (f *Fake) Remove(p string) error {
 }
 
 func (f *Fake) RemoveAll(p string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p == "/" {
@@ -401,6 +431,7 @@ func (f *Fake) RemoveAll(p string) error {
 }
 
 func (f *Fake) Symlink(target, p string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.parentDir(p); err != nil {
@@ -414,6 +445,7 @@ func (f *Fake) Symlink(target, p string) error {
 }
 
 func (f *Fake) editText(p string, edit func([]byte) ([]byte, bool, error)) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, ok := f.st.Files[p]
@@ -465,6 +497,7 @@ func (f *Fake) unitState(unit string) UnitState {
 }
 
 func (f *Fake) Systemctl(_ context.Context, action UnitAction, unit string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if action != DaemonReload {
@@ -519,6 +552,7 @@ func (f *Fake) ReadSysctl(key string) (string, error) {
 }
 
 func (f *Fake) WriteSysctl(key, value string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.st.Sysctls[key]; !ok {
@@ -538,6 +572,7 @@ func (f *Fake) ModuleLoaded(name string) (bool, error) {
 }
 
 func (f *Fake) LoadModule(_ context.Context, name string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.mutate("LoadModule", name); err != nil {
@@ -548,6 +583,7 @@ func (f *Fake) LoadModule(_ context.Context, name string) error {
 }
 
 func (f *Fake) UnloadModule(_ context.Context, name string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.mutate("UnloadModule", name); err != nil {
@@ -564,6 +600,7 @@ func (f *Fake) Mounts() ([]string, error) {
 }
 
 func (f *Fake) Unmount(p string) error {
+	defer f.flush()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	i := slices.Index(f.st.Mounts, p)
@@ -585,6 +622,7 @@ func (f *Fake) respond(c Command) ([]byte, error) {
 }
 
 func (f *Fake) Run(_ context.Context, c Command) ([]byte, error) {
+	defer f.flush()
 	f.mu.Lock()
 	if err := f.mutate("Run", c.String()); err != nil {
 		f.mu.Unlock()

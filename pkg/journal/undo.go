@@ -296,3 +296,16 @@ func restore(h host.Host, p string, pr *Prior) error {
 	}
 	return fmt.Errorf("cannot restore a %s at %s", pr.Kind, p)
 }
+
+// FormatStep is a step as reports print it: "[undo] <what> ... ok", with the
+// note or the error.
+func FormatStep(s Step) string {
+	line := "\t" + s.Undo
+	switch {
+	case s.Err != nil:
+		line += ": FAILED: " + s.Err.Error()
+	case s.Note != "":
+		line += ": " + s.Note
+	}
+	return line
+}
