@@ -49,6 +49,8 @@ func noDiff(t *testing.T, what string, got, want host.FakeState) {
 
 func TestJoinThenJoinAgainThenReset(t *testing.T) {
 	w := newWorld(t)
+	// Like a systemd-nspawn machine: no CAP_SYS_RESOURCE for services.
+	w.fake.PutFile("/proc/1/status", []byte(fmt.Sprintf("Name:\tsystemd\nCapBnd:\t%016x\n", uint64(0x1ffffffffff)&^(1<<24))), 0o444)
 	before := w.fake.State()
 
 	stdout, stderr, code := w.run(w.args()...)
@@ -95,7 +97,7 @@ func TestJoinThenJoinAgainThenReset(t *testing.T) {
 	if !strings.Contains(string(cni), `"subnet": "10.244.3.0/24"`) {
 		t.Errorf("CNI config = %s", cni)
 	}
-	for _, f := range []string{"/usr/local/bin/kubelet", "/usr/local/bin/containerd", "/opt/cni/bin/bridge",
+	for _, f := range []string{"/usr/local/bin/kubelet", "/usr/local/bin/containerd", "/opt/cni/bin/bridge", "/etc/containerd/conf.d/10-edgeadm-host.toml",
 		"/etc/systemd/system/kubelet.service.d/10-edgeadm.conf", "/etc/containerd/config.toml", "/etc/sysctl.d/90-edgeadm.conf", "/etc/modules-load.d/edgeadm.conf"} {
 		if _, ok := st.Files[f]; !ok {
 			t.Errorf("%s was not installed", f)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/kubernetes/cmd/kubeadm/app/cmd/phases/workflow"
@@ -159,9 +160,46 @@ func NewInstallPhase() workflow.Phase {
 				}
 			}
 			fmt.Fprintf(d.Out(), "[install] Installed %d files of the %s package for Kubernetes %s\n", len(plan.Files), pkg.Manifest.Arch, pkg.Manifest.KubernetesVersion)
+			if LacksCapSysResource(h) {
+				dir := path.Join(d.Paths().ContainerdConfigDir, "conf.d")
+				if err := h.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				if err := h.WriteFile(path.Join(dir, containerdHostDropIn), []byte(restrictOOMScoreAdj), host.Public); err != nil {
+					return err
+				}
+				fmt.Fprintf(d.Out(), "[install] This host lacks CAP_SYS_RESOURCE: containerd keeps containers' oom_score_adj at or above its own (%s)\n", path.Join(dir, containerdHostDropIn))
+			}
 			return h.Systemctl(d.Context(), host.DaemonReload, "")
 		},
 	}
+}
+
+// containerd's per-host drop-in (install-pkg/README.md): without
+// CAP_SYS_RESOURCE containerd may not lower a container's oom_score_adj
+// below its own, and every sandbox would fail.
+const (
+	containerdHostDropIn = "10-edgeadm-host.toml"
+	restrictOOMScoreAdj  = fileHeaderTOML + "version = 3\n[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n"
+	fileHeaderTOML       = "# Written by edgeadm join for this host; edgeadm reset removes it.\n"
+	capSysResource       = 24
+)
+
+// LacksCapSysResource says whether services on this host run without
+// CAP_SYS_RESOURCE: it is missing from the bounding set of PID 1 (systemd),
+// which every service inherits.
+func LacksCapSysResource(r host.Reader) bool {
+	data, err := r.ReadFile("/proc/1/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			bits, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && bits&(1<<capSysResource) == 0
+		}
+	}
+	return false
 }
 
 // notJoined skips a phase when preflight found the join already done.
