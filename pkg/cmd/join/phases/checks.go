@@ -123,14 +123,14 @@ func cgroupV1(r host.Reader) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-func kernelModuleCheck(d Data, name string) preflight.Check {
-	return check("KernelModule-"+name, func(ctx context.Context) ([]error, []error) {
-		if loaded, err := d.Host().ModuleLoaded(name); err == nil && loaded {
+func kernelModuleCheck(d Data, m kernelModule) preflight.Check {
+	return check("KernelModule-"+m.name, func(ctx context.Context) ([]error, []error) {
+		if present, _ := m.have(d.Host()); present {
 			return nil, nil
 		}
 		// modprobe -n resolves the module (or a built-in) without loading it.
-		if _, err := d.Host().Output(ctx, host.Cmd("modprobe", "-n", "-q", name)); err != nil {
-			return nil, one(errorf("kernel module %s is not loaded and cannot be loaded (%v): install the kernel's modules package, or load it on the host that runs this one (a container)", name, err))
+		if _, err := d.Host().Output(ctx, host.Cmd("modprobe", "-n", "-q", m.name)); err != nil {
+			return nil, one(errorf("the kernel lacks %s and it cannot be loaded (%v): install the kernel's modules package, or load it on the host that runs this one (a container)", m.name, err))
 		}
 		return nil, nil
 	})

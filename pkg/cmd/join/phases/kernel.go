@@ -14,13 +14,39 @@ import (
 // snapshots; br_netfilter and bridge-nf-call-* so that iptables sees traffic
 // between pods on the CNI bridge (Services); ip_forward to route pod traffic.
 var (
-	kernelModules = []string{"overlay", "br_netfilter"}
-	kernelParams  = []struct{ key, value string }{
+	kernelModules = []kernelModule{
+		{"overlay", func(r host.Reader) bool {
+			data, err := r.ReadFile("/proc/filesystems")
+			return err == nil && strings.Contains(string(data), "\toverlay\n")
+		}},
+		{"br_netfilter", func(r host.Reader) bool {
+			_, err := r.Lstat("/proc/sys/net/bridge/bridge-nf-call-iptables")
+			return err == nil
+		}},
+	}
+	kernelParams = []struct{ key, value string }{
 		{"net.bridge.bridge-nf-call-iptables", "1"},
 		{"net.bridge.bridge-nf-call-ip6tables", "1"},
 		{"net.ipv4.ip_forward", "1"},
 	}
 )
+
+// kernelModule is a module join needs, and how to tell that the kernel has
+// what it provides even where the module does not show in /sys/module (built
+// in without parameters) and cannot be probed (no /lib/modules, as in many
+// VMs and containers).
+type kernelModule struct {
+	name    string
+	present func(host.Reader) bool
+}
+
+// have says whether the kernel has the module's function now, and whether
+// it is a loadable module (one that must be loaded again at boot).
+func (m kernelModule) have(r host.Reader) (present, loadable bool) {
+	loaded, _ := r.ModuleLoaded(m.name)
+	_, err := r.Lstat("/sys/module/" + m.name + "/initstate") // only loadable modules have it
+	return loaded || m.present(r), err == nil
+}
 
 const (
 	modulesFile = "edgeadm.conf"
@@ -44,12 +70,23 @@ func NewKernelPhase() workflow.Phase {
 					return err
 				}
 			}
-			if err := h.WriteFile(path.Join(p.ModulesLoadDir, modulesFile), []byte(fileHeader+strings.Join(kernelModules, "\n")+"\n"), host.Public); err != nil {
-				return err
-			}
+			// Load what is missing; what is built in needs nothing, now or at boot.
+			var atBoot []string
 			for _, m := range kernelModules {
-				if err := h.LoadModule(ctx, m); err != nil {
-					return fmt.Errorf("load kernel module %s: %w", m, err)
+				present, loadable := m.have(h)
+				if !present {
+					if err := h.LoadModule(ctx, m.name); err != nil {
+						return fmt.Errorf("load kernel module %s: %w", m.name, err)
+					}
+					loadable = true
+				}
+				if loadable {
+					atBoot = append(atBoot, m.name)
+				}
+			}
+			if len(atBoot) > 0 {
+				if err := h.WriteFile(path.Join(p.ModulesLoadDir, modulesFile), []byte(fileHeader+strings.Join(atBoot, "\n")+"\n"), host.Public); err != nil {
+					return err
 				}
 			}
 			var conf strings.Builder
@@ -78,7 +115,7 @@ func NewKernelPhase() workflow.Phase {
 					return fmt.Errorf("set %s: %w", kp.key, err)
 				}
 			}
-			fmt.Fprintf(d.Out(), "[kernel] Modules %s loaded; %s set\n", strings.Join(kernelModules, ", "), strings.Join(set, ", "))
+			fmt.Fprintf(d.Out(), "[kernel] overlay and br_netfilter available; %s set\n", strings.Join(set, ", "))
 			return nil
 		},
 	}

@@ -62,8 +62,8 @@ func Checks(d Data) []preflight.Check {
 	}
 	checks = append(checks,
 		swapCheck(d),
-		kernelModuleCheck(d, "overlay"),
-		kernelModuleCheck(d, "br_netfilter"),
+		kernelModuleCheck(d, kernelModules[0]),
+		kernelModuleCheck(d, kernelModules[1]),
 		sysctlCheck(d),
 		hostsFileCheck(d),
 		nodeNameCheck(d),
