@@ -520,3 +520,26 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("completion %+v", c)
 	}
 }
+
+// A state directory that is itself a mount point (a disk of its own) keeps
+// its mount: only what is mounted below it, and what appeared in it, goes.
+func TestResidueDirThatIsAMountPointStaysMounted(t *testing.T) {
+	ctx := context.Background()
+	m := newMachine()
+	m.PutDir("/var/lib/kubelet")
+	m.PutMount("/var/lib/kubelet")
+	before := m.State()
+	j, _ := Open(m)
+	_, _ = j.Begin("join", nil)
+	if err := j.Residue(ctx, host.Residue{Kind: host.ResidueDir, Path: "/var/lib/kubelet"}); err != nil {
+		t.Fatal(err)
+	}
+	m.PutFile("/var/lib/kubelet/pods/p/volumes/v/x", []byte("x"), 0o600)
+	m.PutMount("/var/lib/kubelet/pods/p/volumes/v")
+	if err := j.Rollback(ctx, RollbackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.State().Diff(before); len(d) > 0 {
+		t.Fatalf("host differs:\n%s", strings.Join(d, "\n"))
+	}
+}

@@ -139,9 +139,11 @@ func cleanDir(h host.Host, dir string, s *Snapshot) error {
 	if err != nil {
 		return err
 	}
+	// Strictly below: dir itself may be a mount point the host had before
+	// (a separate disk for /var/lib/kubelet), which stays.
 	var below []string
 	for _, m := range mounts {
-		if host.Within(m, dir) {
+		if m != dir && host.Within(m, dir) {
 			below = append(below, m)
 		}
 	}
@@ -159,7 +161,7 @@ func cleanDir(h host.Host, dir string, s *Snapshot) error {
 		// whatever it shows (a hostPath volume): stop here.
 		return fmt.Errorf("left %s in place: %w", dir, errors.Join(errs...))
 	}
-	if !s.Existed {
+	if !s.Existed && !slices.Contains(mounts, dir) {
 		return h.RemoveAll(dir)
 	}
 	names, err := h.ReadDir(dir)

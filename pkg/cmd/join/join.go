@@ -169,7 +169,19 @@ A join that completed is not done twice: the same command again exits 0.`,
 		for _, sub := range pc.Commands() {
 			wrap(sub)
 		}
-		if pc == c || pc.RunE == nil {
+		if pc == c {
+			return
+		}
+		if pc.Long == "" {
+			if pc.Name() == "phase" {
+				pc.Long = "Run one phase of \"edgeadm join\" on its own, with the same flags and checks of its inputs as the whole join.\n" +
+					"Its changes are journalled like the whole join's; if the phase fails they are rolled back, and \"edgeadm reset\" undoes them."
+			} else {
+				pc.Long = pc.Short + ".\n\nThis is one phase of \"edgeadm join\" (see \"edgeadm join --help\" for the others); " +
+					"it takes the join's arguments and flags. Its changes are journalled; if it fails they are rolled back."
+			}
+		}
+		if pc.RunE == nil {
 			return
 		}
 		orig := pc.RunE
