@@ -156,6 +156,15 @@ func (e *Executor) Execute(ctx context.Context, p *Plan, prev *state.Record) (*E
 				return nil, err
 			}
 		}
+		var announce []int
+		for _, st := range wave {
+			if mayCreate(st) {
+				announce = append(announce, indexOf(items, st))
+			}
+		}
+		if err := rec.announce(announce); err != nil {
+			return nil, err
+		}
 		err := e.forEach(ctx, wave, func(*itemState) bool { return true }, func(ctx context.Context, st *itemState) error {
 			start := time.Now()
 			if err := e.write(ctx, st); err != nil {
@@ -282,6 +291,30 @@ func (e *Executor) forEach(ctx context.Context, items []*itemState, pick func(*i
 	return first
 }
 
+// mayCreate reports whether writing st may create an object the record
+// does not yet hold as edgeadm's: it is announced as Pending first.
+func mayCreate(st *itemState) bool {
+	if st.prev != nil && st.prev.How == state.Created {
+		return false
+	}
+	if st.it.Mode == Apply && st.looked && st.found != nil {
+		return false // exists: adopted, or ours and applied
+	}
+	if st.prev != nil && st.prev.How == state.Adopted && st.it.Mode == CreateIfMissing {
+		return false // existed last time; if it is gone now, the window is one object
+	}
+	return true
+}
+
+// prevOurs: the previous record holds the object as edgeadm's, or as
+// Pending and it carries edgeadm's label (an interrupted run made it).
+func prevOurs(st *itemState, found *unstructured.Unstructured) bool {
+	if st.prev == nil {
+		return false
+	}
+	return st.prev.How == state.Created || st.prev.How == state.Pending && found != nil && ours(found)
+}
+
 func ours(o *unstructured.Unstructured) bool {
 	return o.GetLabels()[state.ManagedByLabel] == state.ManagedByValue
 }
@@ -318,7 +351,7 @@ func (e *Executor) write(ctx context.Context, st *itemState) error {
 	}
 	switch st.it.Mode {
 	case Apply:
-		if st.looked && st.found != nil && !ours(st.found) && (st.prev == nil || st.prev.How != state.Created) {
+		if st.looked && st.found != nil && !ours(st.found) && !prevOurs(st, st.found) {
 			e.result(st, string(st.found.GetUID()), pick(e.DryRun, WouldAdopt, Adopted))
 			return nil
 		}
@@ -352,7 +385,7 @@ func (e *Executor) write(ctx context.Context, st *itemState) error {
 		if e.DryRun {
 			if st.found != nil {
 				out := WouldAdopt
-				if st.prev != nil && st.prev.How == state.Created {
+				if prevOurs(st, st.found) {
 					out = WouldApply
 				}
 				e.result(st, string(st.found.GetUID()), out)
@@ -388,7 +421,7 @@ func (e *Executor) write(ctx context.Context, st *itemState) error {
 			return fmt.Errorf("create %s: it exists, then vanished: run addon again", ref)
 		}
 		oc := Adopted
-		if st.prev != nil && st.prev.How == state.Created {
+		if prevOurs(st, st.found) {
 			oc = Applied
 		}
 		e.result(st, string(st.found.GetUID()), oc)

@@ -27,6 +27,7 @@ type recorder struct {
 	prev    *state.Ownership
 	current []*state.Object
 	refs    []state.Ref // the planned objects, in plan order
+	pend    []bool      // announced as Pending, not done yet
 	dirty   bool
 	err     error
 
@@ -36,7 +37,7 @@ type recorder struct {
 }
 
 func newRecorder(ctx context.Context, c kubernetes.Interface, prev *state.Record, cfg state.Config, refs []state.Ref, dry bool) *recorder {
-	r := &recorder{ctx: context.WithoutCancel(ctx), client: c, dry: dry, current: make([]*state.Object, len(refs)), refs: refs,
+	r := &recorder{ctx: context.WithoutCancel(ctx), client: c, dry: dry, current: make([]*state.Object, len(refs)), refs: refs, pend: make([]bool, len(refs)),
 		kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	if prev != nil {
 		cp := *prev
@@ -97,6 +98,9 @@ func (r *recorder) merged() state.Ownership {
 		switch {
 		case o != nil:
 			cur = append(cur, *o)
+		case r.pend[i]:
+			ref := r.refs[i]
+			cur = append(cur, state.Object{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, How: state.Pending})
 		case r.refs != nil:
 			if p, ok := r.prev.Find(r.refs[i]); ok {
 				cur = append(cur, p)
@@ -104,6 +108,24 @@ func (r *recorder) merged() state.Ownership {
 		}
 	}
 	return state.Merge(r.prev, cur)
+}
+
+// announce records the objects about to be created as Pending and writes
+// the record before returning, so that no object exists unrecorded.
+func (r *recorder) announce(idx []int) error {
+	if r.dry || len(idx) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	for _, i := range idx {
+		r.pend[i] = true
+	}
+	r.dirty = true
+	r.mu.Unlock()
+	r.flush()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // done records object i's outcome and returns the first write error, if any.

@@ -221,7 +221,7 @@ func (d *deleter) deleteAll(ctx context.Context, own state.Ownership) ([]Action,
 		// Reverse record order within the rank.
 		for i := len(own.Objects) - 1; i >= 0; i-- {
 			o := own.Objects[i]
-			if o.How != state.Created || rank(o, crdGroups) != r {
+			if !o.Deletable() || rank(o, crdGroups) != r {
 				continue
 			}
 			wg.Add(1)
@@ -247,7 +247,7 @@ func (d *deleter) deleteAll(ctx context.Context, own state.Ownership) ([]Action,
 	var all []error
 	for i := len(own.Objects) - 1; i >= 0; i-- {
 		o := own.Objects[i]
-		if o.How != state.Created {
+		if !o.Deletable() {
 			out = append(out, Action{Object: o, Done: "kept (adopted)"})
 			continue
 		}
@@ -257,7 +257,7 @@ func (d *deleter) deleteAll(ctx context.Context, own state.Ownership) ([]Action,
 		}
 	}
 	for i, o := range own.Objects {
-		if o.How != state.Created || errs[i] != nil {
+		if !o.Deletable() || errs[i] != nil {
 			remaining.Objects = append(remaining.Objects, o)
 		}
 	}
@@ -286,8 +286,8 @@ func (d *deleter) deleteOne(ctx context.Context, o state.Object) (string, error)
 	}
 	uid := o.UID
 	if uid == "" {
-		// Recorded without a uid (the record came from applying dry-run
-		// output): delete only what carries edgeadm's label.
+		// Recorded without a uid (Pending, or the record came from applying
+		// dry-run output): delete only what carries edgeadm's label.
 		if cur.GetLabels()[state.ManagedByLabel] != state.ManagedByValue {
 			return "kept (not labelled " + state.ManagedByLabel + "=" + state.ManagedByValue + ")", nil
 		}

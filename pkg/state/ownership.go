@@ -17,6 +17,11 @@ const (
 	// cluster's own); addon uses it as it is, never edits it, and detach
 	// leaves it byte-for-byte as it found it.
 	Adopted How = "adopted"
+	// Pending: addon was about to create the object when it wrote the
+	// record (it writes this before creating anything, so an interrupted
+	// addon is detachable). detach deletes it only if it exists and carries
+	// the managed-by=edgeadm label; the next addon settles it.
+	Pending How = "pending"
 )
 
 // Object is one object addon created or adopted.
@@ -74,19 +79,23 @@ func (o *Ownership) Find(ref Ref) (Object, bool) {
 	return Object{}, false
 }
 
-// Created returns the entries addon created, in record order.
+// Created returns the entries addon created or was about to create
+// (Pending), in record order: what detach deletes.
 func (o *Ownership) Created() []Object {
 	if o == nil {
 		return nil
 	}
 	var out []Object
 	for _, obj := range o.Objects {
-		if obj.How == Created {
+		if obj.Deletable() {
 			out = append(out, obj)
 		}
 	}
 	return out
 }
+
+// Deletable reports whether detach deletes the object (Created or Pending).
+func (o Object) Deletable() bool { return o.How == Created || o.How == Pending }
 
 // Merge returns the ownership that results from a run that saw current
 // (in plan order) on top of a previous record prev:

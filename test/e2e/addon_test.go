@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -394,6 +395,48 @@ func TestAddonBare(t *testing.T) {
 	t.Logf("BENCHMARK addon %v (median %v) vs kubectl apply --server-side %v (median %v): ratio %.2f (goal <= 1.2)",
 		tAddon, ma, tKubectl, mk, float64(ma)/float64(mk))
 	settled(t, c, inventory.Exact, before, "after the benchmark")
+
+	// An addon killed right after its first object is still detachable, and
+	// a later addon finishes what it began.
+	interruptedAddon(t, c)
+	runDetach(t, c)
+	settled(t, c, inventory.Exact, before, "killed addon, then detach")
+	interruptedAddon(t, c)
+	runAddon(t, c)
+	rec, err := state.Get(context.Background(), c.Client)
+	if err != nil || rec == nil {
+		t.Fatalf("record after the resumed addon: %v", err)
+	}
+	for _, o := range rec.Ownership.Objects {
+		if o.How == state.Pending || o.UID == "" {
+			t.Errorf("after a complete addon the record still has %s as %s (uid %q)", o.Ref(), o.How, o.UID)
+		}
+	}
+	runDetach(t, c)
+	settled(t, c, inventory.Exact, before, "killed addon, addon again, then detach")
+}
+
+// interruptedAddon starts addon and kills it (SIGKILL, as a crash would)
+// as soon as it reports its first created object.
+func interruptedAddon(t *testing.T, c *testenv.Cluster) {
+	t.Helper()
+	cmd := exec.Command(Edgeadm(t), addonArgs(c, c.AdminKubeconfig)...)
+	stderr, err := cmd.StderrPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	killed := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "] created ") {
+			must(t, cmd.Process.Kill())
+			killed = true
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatal("addon ended before it created anything")
+	}
 }
 
 func TestAddonBareNoBootstrapSigner(t *testing.T) {
