@@ -88,3 +88,14 @@ func TestGetMissingAndBad(t *testing.T) {
 		t.Fatal("a malformed ownership key decoded without error")
 	}
 }
+
+func TestPendingIsDeletableAndSettledByTheNextRun(t *testing.T) {
+	prev := &Ownership{Objects: []Object{obj("ConfigMap", "p", Pending, "")}}
+	if c := prev.Created(); len(c) != 1 {
+		t.Fatalf("a pending object is not for detach to consider: %+v", c)
+	}
+	got := Merge(prev, []Object{obj("ConfigMap", "p", Created, "u-p")})
+	if got.Objects[0].How != Created || got.Objects[0].UID != "u-p" {
+		t.Fatalf("the next run did not settle the pending entry: %+v", got)
+	}
+}
