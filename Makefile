@@ -56,3 +56,11 @@ clean: ## remove built output (not the test-env cache: make clean-cache)
 
 clean-cache: ## remove the test-env cache (next make test-env rebuilds from scratch)
 	scripts/test-env.sh clean
+
+# The offline install package of edge hosts (install-pkg/README.md). ARCH: one or more of
+# amd64 arm64 (default: the host's); another arch is cross-built.
+INSTALL_PKG_ARCH ?= $(or $(ARCH),$(shell $(GO) env GOHOSTARCH))
+
+.PHONY: install-pkg
+install-pkg: ## _output/install-pkg/kube-linux-<arch>-v<k8s>.tar.gz (+ .sha256); ARCH=arm64 or ARCH="amd64 arm64"
+	scripts/install-pkg.sh build $(INSTALL_PKG_ARCH)
