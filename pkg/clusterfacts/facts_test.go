@@ -240,3 +240,16 @@ func TestFlagValue(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSDomainFromCorefile(t *testing.T) {
+	p := newPKI(t, "kubernetes", "kubernetes.default")
+	corefile := ".:53 {\n    errors\n    kubernetes edge.example in-addr.arpa ip6.arpa {\n       pods insecure\n    }\n    forward . /etc/resolv.conf\n}\n"
+	c := fake.NewClientset(kubernetesSvc("10.96.0.1", 6443), cm("kube-system", "coredns", map[string]string{"Corefile": corefile}))
+	f, err := Gather(context.Background(), p.inputs(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.DNSDomain != "edge.example" || !strings.Contains(f.DNSDomainSource, "Corefile") {
+		t.Fatalf("DNSDomain = %q (%s)", f.DNSDomain, f.DNSDomainSource)
+	}
+}

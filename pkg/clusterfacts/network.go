@@ -181,6 +181,25 @@ func learnDNS(s *snap, f *Facts) {
 			return
 		}
 	}
+	if d := corefileDomain(s.corefile); d != "" {
+		f.DNSDomain, f.DNSDomainSource = d, "the CoreDNS Corefile (kube-system/coredns)"
+		return
+	}
 	f.DNSDomain, f.DNSDomainSource = DefaultDNSDomain, "the Kubernetes default (guessed)"
-	f.warnf("the cluster DNS domain could not be learned (no kubeadm-config or kubelet-config says it); assuming %s", DefaultDNSDomain)
+	f.warnf("the cluster DNS domain could not be learned (no kubeadm-config, kubelet-config or CoreDNS Corefile says it); assuming %s", DefaultDNSDomain)
+}
+
+var corefileKubernetes = regexp.MustCompile(`(?m)^\s*kubernetes\s+([A-Za-z0-9.-]+)[\s{]`)
+
+// corefileDomain reads the cluster domain from CoreDNS's kubernetes plugin
+// line ("kubernetes cluster.local in-addr.arpa ip6.arpa {").
+func corefileDomain(cm *corev1.ConfigMap) string {
+	if cm == nil {
+		return ""
+	}
+	m := corefileKubernetes.FindStringSubmatch(cm.Data["Corefile"])
+	if m == nil {
+		return ""
+	}
+	return strings.TrimSuffix(m[1], ".")
 }

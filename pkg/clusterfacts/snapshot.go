@@ -19,6 +19,7 @@ import (
 // learning the facts costs one round trip of wall time.
 type snap struct {
 	kubeadmConfig, kubeletConfig, clusterInfo *corev1.ConfigMap
+	corefile                                  *corev1.ConfigMap
 	kubernetesSvc                             *corev1.Service
 	dnsSvcs                                   []corev1.Service
 	slices                                    []discoveryv1.EndpointSlice
@@ -63,6 +64,7 @@ func snapshot(ctx context.Context, c kubernetes.Interface) (*snap, error) {
 	read("configmap kube-system/kubeadm-config", getCM(sys, kubeadmconstants.KubeadmConfigConfigMap, &s.kubeadmConfig))
 	read("configmap kube-system/kubelet-config", getCM(sys, kubeadmconstants.KubeletBaseConfigurationConfigMap, &s.kubeletConfig))
 	read("configmap kube-public/cluster-info", getCM(pub, bootstrapapi.ConfigMapClusterInfo, &s.clusterInfo))
+	read("configmap kube-system/coredns", getCM(sys, "coredns", &s.corefile))
 	read("service default/kubernetes", func() error {
 		svc, err := c.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
 		if err == nil {
