@@ -212,8 +212,12 @@ func (s *clusterState) kubeletConfig(d Data) func(context.Context) error {
 			return errorf("cannot read kube-system/%s: %v", constants.KubeletBaseConfigurationConfigMap, err)
 		}
 		doc := cm.Data[constants.KubeletBaseConfigurationConfigMapKey]
-		if err := KubeletConfigFits(d, []byte(doc)); err != nil {
+		warnings, err := KubeletConfigFits(d, []byte(doc))
+		if err != nil {
 			return err
+		}
+		for _, w := range warnings {
+			d.Warn("CgroupsV1", w)
 		}
 		s.info.KubeletConfig = []byte(doc)
 		info := s.info
@@ -223,25 +227,29 @@ func (s *clusterState) kubeletConfig(d Data) func(context.Context) error {
 }
 
 // KubeletConfigFits checks that the cluster's KubeletConfiguration lets a
-// kubelet start on this host.
-func KubeletConfigFits(d Data, doc []byte) error {
+// kubelet start on this host (with what NodeKubeletConfig adapts), and
+// returns what the user should know.
+func KubeletConfigFits(d Data, doc []byte) (warnings []string, err error) {
 	var cfg map[string]any
 	if err := yaml.Unmarshal(doc, &cfg); err != nil || cfg == nil {
-		return errorf("kube-system/%s holds no KubeletConfiguration under %q: %s", constants.KubeletBaseConfigurationConfigMap, constants.KubeletBaseConfigurationConfigMapKey, addonHint)
+		return nil, errorf("kube-system/%s holds no KubeletConfiguration under %q: %s", constants.KubeletBaseConfigurationConfigMap, constants.KubeletBaseConfigurationConfigMapKey, addonHint)
 	}
 	if kind, _ := cfg["kind"].(string); kind != "KubeletConfiguration" {
-		return errorf("kube-system/%s holds a %q, not a KubeletConfiguration", constants.KubeletBaseConfigurationConfigMap, kind)
+		return nil, errorf("kube-system/%s holds a %q, not a KubeletConfiguration", constants.KubeletBaseConfigurationConfigMap, kind)
 	}
 	if cgroupV1(d.Host()) {
-		if v, ok := cfg["failCgroupV1"].(bool); !ok || v {
-			return errorf("this host uses cgroup v1, which the kubelet refuses unless the cluster's kubelet configuration sets failCgroupV1: false: " +
-				"add it to kube-system/kubelet-config on a master, or boot this host with cgroup v2 (systemd.unified_cgroup_hierarchy=1)")
+		switch v, ok := cfg["failCgroupV1"].(bool); {
+		case ok && v:
+			return nil, errorf("this host uses cgroup v1, and the cluster's kubelet configuration sets failCgroupV1: true, so the kubelet would refuse to start: " +
+				"boot this host with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or drop failCgroupV1 from kube-system/kubelet-config")
+		case !ok:
+			warnings = append(warnings, "this host uses cgroup v1, which the kubelet supports only in maintenance mode: join sets failCgroupV1: false in this node's kubelet configuration; move the host to cgroup v2 when you can")
 		}
 	}
 	if swapOn(d.Host()) {
 		if v, ok := cfg["failSwapOn"].(bool); !ok || v {
-			return errorf("swap is on, and the cluster's kubelet configuration does not set failSwapOn: false: turn swap off (swapoff -a, and remove it from /etc/fstab)")
+			return nil, errorf("swap is on, and the cluster's kubelet configuration does not set failSwapOn: false: turn swap off (swapoff -a, and remove it from /etc/fstab)")
 		}
 	}
-	return nil
+	return warnings, nil
 }

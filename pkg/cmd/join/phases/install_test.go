@@ -184,3 +184,36 @@ func TestHostsEntryOutsideBlock(t *testing.T) {
 		t.Errorf("got %q", ip)
 	}
 }
+
+func TestCgroupV1HostGetsFailCgroupV1False(t *testing.T) {
+	v1 := host.NewFake() // no /sys/fs/cgroup/cgroup.controllers: cgroup v1
+	out, _, err := NodeKubeletConfig([]byte("kind: KubeletConfiguration\n"), v1.P, v1)
+	if err != nil || !strings.Contains(string(out), "failCgroupV1: false") {
+		t.Fatalf("v1 host: %v\n%s", err, out)
+	}
+	v2 := host.NewFake()
+	v2.PutFile("/sys/fs/cgroup/cgroup.controllers", nil, 0o444)
+	out, _, _ = NodeKubeletConfig([]byte("kind: KubeletConfiguration\n"), v2.P, v2)
+	if strings.Contains(string(out), "failCgroupV1") {
+		t.Fatalf("v2 host got failCgroupV1:\n%s", out)
+	}
+	// The cluster's explicit choice is kept, and refused on a v1 host.
+	d := &fitData{h: v1}
+	if w, err := KubeletConfigFits(d, []byte("kind: KubeletConfiguration\n")); err != nil || len(w) != 1 {
+		t.Fatalf("absent on v1: %v, %v", w, err)
+	}
+	if _, err := KubeletConfigFits(d, []byte("kind: KubeletConfiguration\nfailCgroupV1: true\n")); err == nil {
+		t.Fatal("failCgroupV1: true accepted on a v1 host")
+	}
+	if _, err := KubeletConfigFits(d, []byte("kind: ConfigMap\n")); err == nil {
+		t.Fatal("a non-KubeletConfiguration accepted")
+	}
+}
+
+// fitData is the part of Data KubeletConfigFits reads.
+type fitData struct {
+	Data
+	h host.Host
+}
+
+func (f *fitData) Host() host.Host { return f.h }

@@ -34,7 +34,7 @@ func NewKubeletConfigPhase() workflow.Phase {
 			if err != nil {
 				return err
 			}
-			if err := KubeletConfigFits(d, doc); err != nil {
+			if _, err := KubeletConfigFits(d, doc); err != nil {
 				return err
 			}
 			cfg, staticPods, err := NodeKubeletConfig(doc, d.Paths(), d.Host())
@@ -92,8 +92,10 @@ func fetchKubeletConfig(d Data) ([]byte, error) {
 
 // NodeKubeletConfig adapts the cluster's KubeletConfiguration to this node,
 // the way kubeadm join does: the container runtime's socket when the
-// cluster leaves it out, and systemd-resolved's real resolv.conf when the
-// host runs it. Everything else is the cluster's. It also returns the static
+// cluster leaves it out, systemd-resolved's real resolv.conf when the host
+// runs it, and failCgroupV1: false on a cgroup v1 host when the cluster does
+// not say (KubeletConfigFits refuses an explicit true). Everything else is
+// the cluster's. It also returns the static
 // pod directory to create, if the configuration names one.
 func NodeKubeletConfig(doc []byte, p host.Paths, r host.Reader) ([]byte, string, error) {
 	var cfg map[string]any
@@ -102,6 +104,9 @@ func NodeKubeletConfig(doc []byte, p host.Paths, r host.Reader) ([]byte, string,
 	}
 	if _, ok := cfg["containerRuntimeEndpoint"]; !ok {
 		cfg["containerRuntimeEndpoint"] = CRIEndpoint(p)
+	}
+	if _, set := cfg["failCgroupV1"]; !set && cgroupV1(r) {
+		cfg["failCgroupV1"] = false
 	}
 	if rc, _ := cfg["resolvConf"].(string); rc == "" || rc == "/etc/resolv.conf" {
 		if _, err := r.Lstat(resolvedResolvConf); err == nil {
