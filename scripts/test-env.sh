@@ -21,6 +21,10 @@
 # Environment:
 #   EDGEADM_TEST_CACHE     cache folder (default: <repo>/.cache/test-env, ignored by git)
 #   EDGEADM_DEBIAN_MIRROR  Debian mirror for debootstrap (default: the one in /etc/apt/sources.list*)
+#   GOARCH                 cross-build binaries and images for another arch (with CC set to a cross
+#                          compiler for runc; scripts/install-pkg.sh does this, into its own cache):
+#                          binaries are then checked by their build info instead of being run
+#   EDGEADM_NODE_ONLY=1    binaries: only what a node runs (no etcd and control plane)
 #
 # Layout (a contract other code relies on):
 #   $CACHE/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kubectl,
@@ -95,6 +99,7 @@ setup_go() {
   export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=readonly -buildvcs=false"
   GO_VERSION=$(go env GOVERSION)
   GOARCH=$(go env GOARCH)
+  HOST_GOARCH=$(go env GOHOSTARCH)
 }
 
 # modver DIR MODULE: the version build/DIR/go.mod requires of MODULE.
@@ -121,7 +126,7 @@ go_bin() {
   shift 8
   local start key stamp=$STAMPS/$name extra=""
   start=$(date +%s)
-  if [ "$cgo" = 1 ]; then extra="cc=$(gcc -dumpfullversion 2>/dev/null) $(dpkg-query -W -f='${Package}=${Version} ' "libseccomp-dev:$(dpkg --print-architecture)" "libc6-dev:$(dpkg --print-architecture)" 2>/dev/null || true)"; fi
+  if [ "$cgo" = 1 ]; then extra="cc=${CC:+$CC }$(${CC:-gcc} -dumpfullversion 2>/dev/null) $(dpkg-query -W -f='${Package}=${Version} ' "libseccomp-dev:$(dpkg --print-architecture)" "libc6-dev:$(dpkg --print-architecture)" 2>/dev/null || true)"; fi
   # The project's own tools (pause, ociimage) have their source next to go.mod.
   extra+=" src=$({ cat "$ROOT/build/$dir"/*.go 2>/dev/null || true; } | key_of)"
   key=$(printf '%s\n' "recipe=$RECIPE" "go=$GO_VERSION/$GOARCH" "pkg=$pkg" "cgo=$cgo" "tags=$tags" \
@@ -140,7 +145,13 @@ go_bin() {
     die "building $name ($pkg) failed; full log: $logf"
   fi
   local got
-  got=$("$tmp" "$@" 2>&1 || true)
+  if [ "$GOARCH" != "$HOST_GOARCH" ]; then
+    # Cross-built: cannot run here; its build info must say what it was built for.
+    got=$(go version -m "$tmp" 2>&1 || true)
+    expect="GOARCH=$GOARCH"
+  else
+    got=$("$tmp" "$@" 2>&1 || true)
+  fi
   if ! grep -qF -- "$expect" <<<"$got"; then
     rm -f "$tmp"
     die "$name: '$(basename "$out") $*' printed '${got:0:300}', expected it to contain '$expect'"
@@ -181,6 +192,7 @@ build_binaries() {
 
   local kv=$KUBERNETES_VERSION k8s_flags
   k8s_flags=$(k8s_ldflags)
+  if [ "${EDGEADM_NODE_ONLY:-}" != 1 ]; then
   go_bin etcd etcd go.etcd.io/etcd/server/v3 "$BIN/etcd" 0 "" "-s -w" \
     "etcd Version: ${ETCD_VERSION#v}" --version
   go_bin kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver "$BIN/kube-apiserver" 0 "" "$k8s_flags" \
@@ -189,6 +201,7 @@ build_binaries() {
     "Kubernetes $kv" --version
   go_bin kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler "$BIN/kube-scheduler" 0 "" "$k8s_flags" \
     "Kubernetes $kv" --version
+  fi
   go_bin kubelet kubernetes k8s.io/kubernetes/cmd/kubelet "$BIN/kubelet" 0 "" "$k8s_flags" \
     "Kubernetes $kv" --version
   go_bin kubectl kubernetes k8s.io/kubernetes/cmd/kubectl "$BIN/kubectl" 0 "" "$k8s_flags" \
@@ -206,7 +219,7 @@ build_binaries() {
   # runc needs cgo for libseccomp (pods fail with "seccomp not supported" without it).
   # Linked statically like upstream's release binaries (netgo/osusergo keep glibc's NSS
   # out), so it runs on any edge host whatever its libseccomp.
-  [ -f /usr/lib/"$(gcc -print-multiarch)"/libseccomp.a ] ||
+  [ -f /usr/lib/"$(${CC:-gcc} -print-multiarch)"/libseccomp.a ] ||
     die "libseccomp.a not found: run 'scripts/test-env.sh apt' first (needs libseccomp-dev)"
   go_bin runc runc github.com/opencontainers/runc "$BIN/runc" 1 "seccomp netgo osusergo urfave_cli_no_docs" \
     "-s -w -extldflags -static" "libseccomp: " --version
@@ -224,7 +237,8 @@ build_binaries() {
 build_images() {
   setup_go
   check_pin ociimage github.com/google/go-containerregistry "$GO_CONTAINERREGISTRY_VERSION"
-  go_bin ociimage ociimage github.com/edgeadm/edgeadm/build/ociimage "$TOOLS/ociimage" 0 "" "-s -w" "usage: ociimage"
+  # A tool: it runs here, whatever GOARCH the image is for.
+  GOARCH=$HOST_GOARCH go_bin ociimage ociimage github.com/edgeadm/edgeadm/build/ociimage "$TOOLS/ociimage" 0 "" "-s -w" "usage: ociimage"
   local tag=${PAUSE_IMAGE##*:}
   go_bin pause-binary pause github.com/edgeadm/edgeadm/build/pause "$TOOLS/pause" 0 "" \
     "-s -w -X main.version=$tag" "pause.go $tag" -v
@@ -239,7 +253,7 @@ build_images() {
   mkdir -p "$IMAGES"
   rm -f "$stamp"
   # User 65535 as upstream's pause image.
-  "$TOOLS/ociimage" build -o "$IMAGES/pause.tar" -tag "$PAUSE_IMAGE" -entrypoint /pause -user 65535:65535 \
+  "$TOOLS/ociimage" build -o "$IMAGES/pause.tar" -tag "$PAUSE_IMAGE" -arch "$GOARCH" -entrypoint /pause -user 65535:65535 \
     -add "/pause=$TOOLS/pause" || die "building $IMAGES/pause.tar failed"
   echo "$PAUSE_IMAGE" >"$IMAGES/pause.tag"
   verify_pause_image >/dev/null
