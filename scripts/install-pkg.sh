@@ -13,7 +13,8 @@
 # Usage: scripts/install-pkg.sh [build [ARCH...] | deps ARCH... | help]
 #   build ARCH...  build the package for each ARCH (amd64, arm64; default: the host's)
 #   deps ARCH...   install what cross-building for ARCH needs (root; Debian's apt):
-#                  dpkg --add-architecture ARCH, gcc-<triplet>, libc6-dev-ARCH-cross, libseccomp-dev:ARCH
+#                  dpkg --add-architecture ARCH, gcc-<triplet>, libc6-dev-ARCH-cross, libseccomp-dev:ARCH,
+#                  and qemu-user-static, with which the build runs the cross-built runc once
 #
 # Environment:
 #   EDGEADM_INSTALL_PKG_OUT  output folder (default: <repo>/_output/install-pkg)
@@ -58,6 +59,8 @@ install_deps() {
     dpkg --print-foreign-architectures | grep -qx "$arch" || { log "dpkg --add-architecture $arch"; dpkg --add-architecture "$arch"; }
     pkgs+=("gcc-${t//_/-}" "libc6-dev-$arch-cross" "libseccomp-dev:$arch")
   done
+  # Optional: lets the build run the cross-built runc once to see its libseccomp.
+  [ ${#pkgs[@]} -eq 0 ] || pkgs+=(qemu-user-static)
   [ ${#pkgs[@]} -gt 0 ] || { log "deps: nothing to install for the host's own arch"; return; }
   log "apt: installing ${pkgs[*]}"
   mkdir -p "$CACHE"
@@ -100,6 +103,17 @@ check_binary() {
   if [ "$(basename "$f")" = runc ]; then
     grep -q 'CGO_ENABLED=1$' <<<"$info" && grep -Eq -- '-tags=(.*,)?seccomp(,|$)' <<<"$info" ||
       die "$f was built without seccomp (needs CGO_ENABLED=1 and -tags seccomp); refusing to ship it"
+    # Where it can run (natively, or under qemu-user-static for another arch), it must
+    # report its libseccomp.
+    local run=()
+    if [ "$arch" != "$HOST_ARCH" ]; then
+      local q
+      q=qemu-$(triplet "$arch" | cut -d- -f1)-static
+      command -v "$q" >/dev/null && run=("$q")
+    fi
+    if [ "$arch" = "$HOST_ARCH" ] || [ ${#run[@]} -gt 0 ]; then
+      "${run[@]}" "$f" --version | grep -q '^libseccomp: ' || die "$f does not report libseccomp; refusing to ship it"
+    fi
   fi
 }
 
