@@ -38,7 +38,9 @@ type Config struct {
 	// User and Password of the one account (defaults: "edge" and a random password).
 	User, Password string
 	// Wrap runs vsftpd inside another command, e.g. {"nsenter", "--net=/run/netns/x"} to
-	// serve inside a test network namespace.
+	// serve inside a test network namespace. ListenIP must then be an address of that
+	// namespace that the test process can reach (the harness's veth or bridge): Start
+	// waits for the server's greeting there.
 	Wrap []string
 }
 
@@ -144,7 +146,7 @@ func Run(dir string, cfg Config) (*Server, error) {
 	// process may take it in between, so a failed start is retried on a new port.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort(cfg.ListenIP)
+		port, err := freePort(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -333,7 +335,16 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-func freePort(ip string) (int, error) {
+// freePort asks the kernel for a free port on ListenIP. Inside another namespace (Wrap)
+// that address is not ours to bind, so a random high port is taken; a clash makes vsftpd
+// exit and the start is retried.
+func freePort(cfg Config) (int, error) {
+	if len(cfg.Wrap) > 0 {
+		var b [2]byte
+		rand.Read(b[:])
+		return 20000 + (int(b[0])<<8|int(b[1]))%40000, nil
+	}
+	ip := cfg.ListenIP
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port on %s: %w", ip, err)
