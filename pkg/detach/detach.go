@@ -299,8 +299,14 @@ func (d *deleter) deleteOne(ctx context.Context, o state.Object) (string, error)
 	if d.dry {
 		return "would delete", nil
 	}
-	fg := metav1.DeletePropagationForeground
-	err = ri.Delete(ctx, o.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &fg})
+	// Background: the object goes at once (after its own finalizers, such as
+	// a namespace's or a CRD's cleanup, which waitGone waits for), and the
+	// garbage collector removes what it owned (a Deployment's ReplicaSets
+	// and Pods) after. Foreground would tie detach to the garbage
+	// collector, which stalls for minutes while it resyncs after an API
+	// group (the EdgeNode CRD's) comes and goes.
+	bg := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, o.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &bg})
 	switch {
 	case apierrors.IsNotFound(err):
 		return "already gone", nil
