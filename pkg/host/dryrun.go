@@ -88,6 +88,10 @@ func (d *DryRun) Symlink(target, p string) error {
 	return d.would("link %s -> %s", p, target)
 }
 
+func (d *DryRun) SetMode(p string, f File) error {
+	return d.would("set %s of %s", describe(f), p)
+}
+
 func (d *DryRun) SetBlock(p string, m Marker, content []byte) error {
 	return d.would("set the %q block in %s to:\n%s", m.Begin, p, content)
 }

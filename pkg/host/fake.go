@@ -76,7 +76,7 @@ func NewFake() *Fake {
 		Modules: map[string]bool{"overlay": true},
 	}}
 	for _, d := range []string{"/", "/etc", "/etc/systemd", "/etc/systemd/system", "/etc/sysctl.d", "/etc/modules-load.d",
-		"/usr", "/usr/local", "/usr/local/bin", "/opt", "/var", "/var/lib", "/var/log", "/run", "/tmp"} {
+		"/usr", "/usr/libexec", "/usr/local", "/usr/local/bin", "/opt", "/var", "/var/lib", "/var/log", "/run", "/tmp"} {
 		f.st.Files[d] = FakeFile{Kind: KindDir, Mode: 0o755}
 	}
 	f.st.Files["/etc/hosts"] = FakeFile{Kind: KindFile, Mode: 0o644, Data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n")}
@@ -441,6 +441,25 @@ func (f *Fake) Symlink(target, p string) error {
 		return err
 	}
 	f.st.Files[p] = FakeFile{Kind: KindSymlink, Target: target, Mode: 0o777}
+	return nil
+}
+
+func (f *Fake) SetMode(p string, m File) error {
+	defer f.flush()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.st.Files[p]
+	if !ok {
+		return notExist("chmod", p)
+	}
+	if err := f.mutate("SetMode", p); err != nil {
+		return err
+	}
+	if n.Kind != KindSymlink {
+		n.Mode = m.Mode.Perm()
+	}
+	n.UID, n.GID = m.UID, m.GID
+	f.st.Files[p] = n
 	return nil
 }
 

@@ -50,6 +50,9 @@ type Host interface {
 	RemoveAll(path string) error
 	// Symlink makes path a symbolic link to target, replacing what was there.
 	Symlink(target, path string) error
+	// SetMode gives path (not following a final symlink for the owner) f's
+	// permission bits and owner.
+	SetMode(path string, f File) error
 	// SetBlock sets the block between m's marker lines in the text file path
 	// to content, appending the block when the file has none, and keeps every
 	// other byte of the file as it was. The file is rewritten atomically with
@@ -215,7 +218,8 @@ const (
 	ResidueLinks ResidueKind = "links"
 	// ResiduePods: pod sandboxes and containers of the kubelet in
 	// containerd's k8s.io namespace, removed with crictl while containerd
-	// still runs.
+	// (and the pod network's configuration) is still there, after StopUnit
+	// (the kubelet, which would make them again) is stopped.
 	ResiduePods ResidueKind = "pods"
 )
 
@@ -226,6 +230,8 @@ type Residue struct {
 	Path string `json:",omitempty"`
 	// Endpoint is the CRI socket (ResiduePods).
 	Endpoint string `json:",omitempty"`
+	// StopUnit is stopped first (ResiduePods).
+	StopUnit string `json:",omitempty"`
 }
 
 func (r Residue) String() string {

@@ -255,6 +255,20 @@ func (r *Real) Symlink(target, p string) error {
 	return nil
 }
 
+func (r *Real) SetMode(p string, f File) error {
+	a, err := r.abs(p)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(a, f.Mode.Perm()); err != nil {
+		return fmt.Errorf("chmod %s: %w", p, err)
+	}
+	if err := os.Lchown(a, f.UID, f.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", p, err)
+	}
+	return nil
+}
+
 // readText reads a text file edgeadm edits in place and the mode and owner
 // to keep. A missing file reads as empty with mode 0644.
 func (r *Real) readText(p string) ([]byte, File, error) {

@@ -16,6 +16,7 @@ const (
 	OpMkdir       Op = "mkdir"        // MkdirAll
 	OpRemove      Op = "remove"       // Remove, or RemoveAll of a file
 	OpSymlink     Op = "symlink"      // Symlink
+	OpSetMode     Op = "set-mode"     // SetMode
 	OpSetBlock    Op = "set-block"    // SetBlock
 	OpRemoveBlock Op = "remove-block" // RemoveBlock
 	OpSystemctl   Op = "systemctl"    // Systemctl
@@ -83,9 +84,13 @@ type Prior struct {
 
 // Snapshot is what existed when a Residue entry was recorded.
 type Snapshot struct {
-	// Existed and Names: a ResidueDir's directory and its entries.
-	Existed bool     `json:"existed,omitempty"`
-	Names   []string `json:"names,omitempty"`
+	// Existed and Names: a ResidueDir's directory and its entries; Mode,
+	// UID and GID its permissions and owner, which a runtime may change.
+	Existed bool        `json:"existed,omitempty"`
+	Names   []string    `json:"names,omitempty"`
+	Mode    fs.FileMode `json:"mode,omitempty"`
+	UID     int         `json:"uid,omitempty"`
+	GID     int         `json:"gid,omitempty"`
 	// Chains: per iptables family ("iptables", "ip6tables"), per table,
 	// the chains that existed. A family missing here could not be read.
 	Chains map[string]map[string][]string `json:"chains,omitempty"`
@@ -106,6 +111,8 @@ func (e Entry) String() string {
 		return "remove " + e.Path
 	case OpSymlink:
 		return "link " + e.Path
+	case OpSetMode:
+		return "set the mode and owner of " + e.Path
 	case OpSetBlock:
 		return fmt.Sprintf("set the %q block in %s", e.Marker.Begin, e.Path)
 	case OpRemoveBlock:

@@ -543,3 +543,29 @@ func TestResidueDirThatIsAMountPointStaysMounted(t *testing.T) {
 		t.Fatalf("host differs:\n%s", strings.Join(d, "\n"))
 	}
 }
+
+// A runtime that changes its directory's mode (containerd makes its root
+// 0700) gets it changed back.
+func TestResidueDirModeRestored(t *testing.T) {
+	ctx := context.Background()
+	m := newMachine()
+	m.PutDir("/var/lib/containerd")
+	before := m.State()
+	j, _ := Open(m)
+	_, _ = j.Begin("join", nil)
+	if err := j.Residue(ctx, host.Residue{Kind: host.ResidueDir, Path: "/var/lib/containerd"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetMode("/var/lib/containerd", host.File{Mode: 0o700}); err != nil { // containerd, not through the journal
+		t.Fatal(err)
+	}
+	if err := j.SetMode("/etc/hosts", host.File{Mode: 0o600, UID: 7}); err != nil { // edgeadm, through it
+		t.Fatal(err)
+	}
+	if err := j.Rollback(ctx, RollbackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.State().Diff(before); len(d) > 0 {
+		t.Fatalf("host differs:\n%s", strings.Join(d, "\n"))
+	}
+}

@@ -215,6 +215,25 @@ func (j *Journal) Symlink(target, p string) error {
 	return j.h.Symlink(target, p)
 }
 
+func (j *Journal) SetMode(p string, f host.File) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	pr, err := j.prior(p)
+	if err != nil {
+		return err
+	}
+	if !pr.Exists {
+		return j.h.SetMode(p, f) // fails as it should
+	}
+	if (pr.Kind == host.KindSymlink || pr.Mode == f.Mode.Perm()) && pr.UID == f.UID && pr.GID == f.GID {
+		return nil
+	}
+	if err := j.record(Entry{Op: OpSetMode, Path: p, Prior: pr}, nil); err != nil {
+		return err
+	}
+	return j.h.SetMode(p, f)
+}
+
 func (j *Journal) SetBlock(p string, m host.Marker, content []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()

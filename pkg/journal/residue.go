@@ -45,6 +45,9 @@ func takeSnapshot(ctx context.Context, h host.Reader, r host.Residue) *Snapshot 
 			s.Unreadable = append(s.Unreadable, err.Error())
 		default:
 			s.Existed, s.Names = true, names
+			if fi, err := h.Lstat(r.Path); err == nil {
+				s.Mode, s.UID, s.GID = fi.Mode, fi.UID, fi.GID
+			}
 		}
 	case host.ResidueIptables:
 		s.Chains = map[string]map[string][]string{}
@@ -178,6 +181,12 @@ func cleanDir(h host.Host, dir string, s *Snapshot) error {
 			}
 		}
 	}
+	// containerd, for one, makes its root 0700 whatever it was.
+	if fi, err := h.Lstat(dir); err == nil && s.Mode != 0 && (fi.Mode != s.Mode || fi.UID != s.UID || fi.GID != s.GID) {
+		if err := h.SetMode(dir, host.File{Mode: s.Mode, UID: s.UID, GID: s.GID}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -209,9 +218,18 @@ func cleanChains(ctx context.Context, h host.Host, s *Snapshot, note func(string
 }
 
 // removePods removes every pod sandbox and container the kubelet made,
-// while containerd still runs (a rollback stops the kubelet before it gets
-// here and containerd after).
+// while containerd still runs: first the kubelet is stopped (it would make
+// them again), then crictl removes them. When that fails (a pod network that
+// cannot be torn down), the pods' processes are stopped through their
+// systemd slice and crictl tries once more.
 func removePods(ctx context.Context, h host.Host, r *host.Residue, note func(string)) error {
+	if r.StopUnit != "" {
+		if s, err := h.UnitState(ctx, r.StopUnit); err == nil && s.IsActive() {
+			if err := h.Systemctl(ctx, host.Stop, r.StopUnit); err != nil {
+				return err
+			}
+		}
+	}
 	sock := strings.TrimPrefix(r.Endpoint, "unix://")
 	if _, err := h.Lstat(sock); err != nil {
 		note("skipped: containerd is not running (" + sock + " is missing)")
@@ -221,6 +239,22 @@ func removePods(ctx context.Context, h host.Host, r *host.Residue, note func(str
 		note("skipped: " + r.Path + " is missing")
 		return nil
 	}
-	_, err := h.Run(ctx, host.Cmd(r.Path, "--runtime-endpoint", r.Endpoint, "--timeout", "60s", "rmp", "--all", "--force"))
+	rmp := host.Cmd(r.Path, "--runtime-endpoint", r.Endpoint, "--timeout", "60s", "rmp", "--all", "--force")
+	_, err := h.Run(ctx, rmp)
+	if err == nil {
+		return nil
+	}
+	if s, serr := h.UnitState(ctx, podsSlice); serr == nil && s.IsActive() {
+		if serr := h.Systemctl(ctx, host.Stop, podsSlice); serr == nil {
+			if _, err2 := h.Run(ctx, rmp); err2 == nil {
+				note("crictl could not remove every pod at first; stopping " + podsSlice + " let it")
+				return nil
+			}
+		}
+	}
 	return err
 }
+
+// podsSlice holds every pod's processes under the kubelet's systemd cgroup
+// driver.
+const podsSlice = "kubepods.slice"

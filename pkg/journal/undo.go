@@ -134,6 +134,8 @@ func undoString(e Entry) string {
 		default:
 			return "restore " + e.Path + " from its backup"
 		}
+	case OpSetMode:
+		return fmt.Sprintf("set %s back to mode %04o, owner %d:%d", e.Path, e.Prior.Mode, e.Prior.UID, e.Prior.GID)
 	case OpMkdir:
 		return "remove the directories " + strings.Join(e.Created, ", ") + " (they were not there before)"
 	case OpSetBlock:
@@ -183,6 +185,12 @@ func undo(ctx context.Context, h host.Host, e Entry, note func(string)) error {
 	switch e.Op {
 	case OpWrite, OpSymlink, OpRemove:
 		return restore(h, e.Path, e.Prior)
+	case OpSetMode:
+		if _, err := h.Lstat(e.Path); err != nil {
+			note(e.Path + " is gone")
+			return nil
+		}
+		return h.SetMode(e.Path, host.File{Mode: e.Prior.Mode, UID: e.Prior.UID, GID: e.Prior.GID})
 	case OpMkdir:
 		var errs []error
 		for _, d := range slices.Backward(e.Created) {

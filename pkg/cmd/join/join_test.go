@@ -152,6 +152,18 @@ func TestJoinThenJoinAgainThenReset(t *testing.T) {
 	if !strings.Contains(stdout, `kubectl delete node edge-1`) {
 		t.Errorf("reset does not say how to remove the Node: %q", stdout)
 	}
+	// The kubelet's files go before join's own, so no directory of join's is
+	// found holding someone else's files; the pods go while the kubelet is
+	// stopped and the pod network's configuration is still there.
+	if strings.Contains(stderr, "kept") {
+		t.Errorf("reset kept something:\n%s", stderr)
+	}
+	stop := strings.Index(stderr, "systemctl stop kubelet.service")
+	pods := strings.Index(stderr, "remove pods and containers")
+	cniAt := strings.Index(stderr, "remove /etc/cni/net.d/10-edgeadm.conflist")
+	if !(pods >= 0 && pods < cniAt) || stop >= 0 && stop < pods {
+		t.Errorf("reset order: pods at %d, CNI config at %d, kubelet stop at %d:\n%s", pods, cniAt, stop, stderr)
+	}
 	noDiff(t, "after reset", w.fake.State(), before)
 
 	// Reset again: nothing to do.

@@ -138,6 +138,8 @@ func (w *world) daemons(op, arg string) {
 	case op == "Systemctl" && arg == "start containerd.service":
 		w.fake.PutFile("/run/containerd/containerd.sock", nil, 0o600)
 		w.fake.PutFile("/var/lib/containerd/io.containerd.content.v1.content/blob", []byte("layer"), 0o644)
+		_ = w.fake.SetMode("/var/lib/containerd", host.File{Mode: 0o700}) // as containerd does
+		w.fake.PutDir("/opt/containerd/bin")
 	case op == "Systemctl" && arg == "start kubelet.service" && w.kubeletRuns:
 		kc := mustWrite(w.t, clientcmdapi.Config{
 			Clusters:       map[string]*clientcmdapi.Cluster{"default-cluster": {Server: "https://kubernetes.default:" + w.port(), CertificateAuthority: "/etc/kubernetes/pki/ca.crt"}},
@@ -151,6 +153,7 @@ func (w *world) daemons(op, arg string) {
 		w.fake.PutMount("/var/lib/kubelet/pods/p1/volumes/kubernetes.io~projected/token")
 		w.fake.PutFile("/var/log/pods/kube-system_p1/c/0.log", []byte("log"), 0o640)
 		w.fake.PutUnit("kubelet.service", host.UnitState{Enabled: "enabled", Active: "active"})
+		w.fake.PutDir("/usr/libexec/kubernetes/kubelet-plugins/volume/exec")
 	}
 }
 

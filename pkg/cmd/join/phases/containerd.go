@@ -16,10 +16,27 @@ import (
 // starts, so that reset removes exactly what appeared afterwards.
 func runtimeDirs(p host.Paths) []string {
 	return []string{
-		p.ContainerdStateDir, p.ContainerdRunDir, p.KubeletDir, p.KubernetesDir,
-		p.CNIStateDir, p.CNIConfDir, p.CNIBinDir, p.PodLogDir, p.ContainerLogDir,
-		"/run/netns", "/run/flannel",
+		p.ContainerdStateDir, p.ContainerdRunDir,
+		p.CNIStateDir, p.CNIConfDir, p.CNIBinDir, "/run/netns", "/run/flannel",
+		// containerd's directory for its plugins' binaries and libraries.
+		"/opt/containerd",
 	}
+}
+
+// kubeletDirs are where the kubelet keeps what it makes. They are noted
+// just before the kubelet starts, after join wrote its own files there, so
+// that a reset removes the kubelet's files before join's own, and the
+// directories join made are empty when their turn comes.
+func kubeletDirs(p host.Paths) []string {
+	// /usr/libexec/kubernetes: the kubelet makes its FlexVolume plugin
+	// directory (volumePluginDir) there.
+	return []string{p.KubeletDir, p.KubernetesDir, p.PodLogDir, p.ContainerLogDir, "/usr/libexec/kubernetes"}
+}
+
+// podsResidue is the kubelet's pods, removed (with the kubelet stopped
+// first) when a rollback reaches the point where it is recorded.
+func podsResidue(p host.Paths) host.Residue {
+	return host.Residue{Kind: host.ResiduePods, Path: path.Join(p.BinDir, "crictl"), Endpoint: CRIEndpoint(p), StopUnit: "kubelet.service"}
 }
 
 // CRIEndpoint is containerd's CRI socket as the kubelet and crictl name it.
@@ -54,7 +71,7 @@ func NewContainerdPhase() workflow.Phase {
 			}
 			// Recorded after the start, so that a rollback removes the pods
 			// while containerd still runs, and stops containerd after.
-			if err := h.Residue(ctx, host.Residue{Kind: host.ResiduePods, Path: path.Join(p.BinDir, "crictl"), Endpoint: CRIEndpoint(p)}); err != nil {
+			if err := h.Residue(ctx, podsResidue(p)); err != nil {
 				return err
 			}
 			if d.DryRun() {

@@ -23,6 +23,11 @@ func NewKubeletStartPhase() workflow.Phase {
 		Run: func(c workflow.RunData) error {
 			d := c.(Data)
 			h, ctx := d.Host(), d.Context()
+			for _, dir := range kubeletDirs(d.Paths()) {
+				if err := h.Residue(ctx, host.Residue{Kind: host.ResidueDir, Path: dir}); err != nil {
+					return err
+				}
+			}
 			if err := h.Systemctl(ctx, host.Enable, "kubelet.service"); err != nil {
 				return err
 			}

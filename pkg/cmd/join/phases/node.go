@@ -114,6 +114,11 @@ func NewCNIPhase() workflow.Phase {
 			if err := h.WriteFile(path.Join(p.CNIConfDir, CNIConfigName), BridgeConflist(cidrs), host.Public); err != nil {
 				return err
 			}
+			// Undone before the configuration is removed: pods' networks
+			// can only be torn down while it is there.
+			if err := h.Residue(d.Context(), podsResidue(p)); err != nil {
+				return err
+			}
 			fmt.Fprintf(d.Out(), "[cni] Pods get addresses from %s on bridge cni0\n", strings.Join(cidrs, ", "))
 			return nil
 		},
