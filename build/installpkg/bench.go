@@ -52,21 +52,26 @@ func bench(args []string) error {
 	}
 
 	type row struct {
-		source        string
-		ours, theirs  time.Duration
-		oursN, theirN string
+		source       string
+		ours, theirs time.Duration
 	}
 	var rows []row
+	// The two methods take turns, so that a change in the machine's load (it is shared)
+	// falls on both alike.
 	measure := func(source, raw string, env func(string) string, curlArgs []string) error {
-		ours, err := median(*runs, func() error { return openOnce(raw, env, arch, work) })
-		if err != nil {
-			return fmt.Errorf("edgeadm from %s: %w", source, err)
+		var ours, theirs []time.Duration
+		for i := 0; i < *runs; i++ {
+			d, err := timed(func() error { return openOnce(raw, env, arch, work) })
+			if err != nil {
+				return fmt.Errorf("edgeadm from %s: %w", source, err)
+			}
+			ours = append(ours, d)
+			if d, err = timed(func() error { return baseline(curlArgs, file, work) }); err != nil {
+				return fmt.Errorf("baseline from %s: %w", source, err)
+			}
+			theirs = append(theirs, d)
 		}
-		theirs, err := median(*runs, func() error { return baseline(curlArgs, file, work) })
-		if err != nil {
-			return fmt.Errorf("baseline from %s: %w", source, err)
-		}
-		rows = append(rows, row{source: source, ours: ours, theirs: theirs})
+		rows = append(rows, row{source: source, ours: median(ours), theirs: median(theirs)})
 		return nil
 	}
 	if err := measure("file://", file, nil, []string{"file://" + file}); err != nil {
@@ -160,17 +165,15 @@ func baseline(curlArgs []string, file, work string) error {
 	return nil
 }
 
-func median(n int, f func() error) (time.Duration, error) {
-	var ds []time.Duration
-	for i := 0; i < n; i++ {
-		start := time.Now()
-		if err := f(); err != nil {
-			return 0, err
-		}
-		ds = append(ds, time.Since(start))
-	}
+func timed(f func() error) (time.Duration, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start), err
+}
+
+func median(ds []time.Duration) time.Duration {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2], nil
+	return ds[len(ds)/2]
 }
 
 // packageArch reads the arch from the package's manifest (the bench opens it as a host
