@@ -382,31 +382,29 @@ func TestJoinKilledAtEachPhaseBoundary(t *testing.T) {
 	if testing.Short() {
 		boundaries = []string{"install", "containerd", "discovery", "kubelet-start", "label"}
 	}
-	for i, phase := range boundaries {
-		then := "rerun"
-		if i%2 == 1 {
-			then = "reset"
+	for _, phase := range boundaries {
+		for _, then := range []string{"reset", "rerun"} {
+			t.Run(phase+"-then-"+then, func(t *testing.T) {
+				r := edgeadmIn(t, h, []string{join.KillAtEnv + "=" + phase}, e.joinArgs()...)
+				if !r.Killed {
+					t.Fatalf("not killed after %s: exit %d\nstderr: %s", phase, r.Code, r.Stderr)
+				}
+				if then == "rerun" {
+					r = edgeadmIn(t, h, nil, e.joinArgs("-o", "json")...)
+					if r.Code != 0 {
+						t.Fatalf("rerun after a kill after %s: exit %d\nstderr: %s", phase, r.Code, r.Stderr)
+					}
+					if rep := parseReport(t, r); phase != "preflight" && phase != "fetch-package" && !rep.Resumed {
+						t.Errorf("the rerun did not continue the interrupted join: %+v", rep)
+					}
+					watchNode(t, e.c.Client, h.Name, nodeReadyTimeout, ready)
+				}
+				e.reset(t)
+				sameSnapshot(t, "kill after "+phase+", "+then+", reset", before, snapshot(t, h))
+				sameNet(t, "kill after "+phase+", "+then+", reset", netBefore, netState(t, h))
+				_ = e.c.Client.CoreV1().Nodes().Delete(context.Background(), h.Name, metav1.DeleteOptions{})
+			})
 		}
-		t.Run(phase+"-then-"+then, func(t *testing.T) {
-			r := edgeadmIn(t, h, []string{join.KillAtEnv + "=" + phase}, e.joinArgs()...)
-			if !r.Killed {
-				t.Fatalf("not killed after %s: exit %d\nstderr: %s", phase, r.Code, r.Stderr)
-			}
-			if then == "rerun" {
-				r = edgeadmIn(t, h, nil, e.joinArgs("-o", "json")...)
-				if r.Code != 0 {
-					t.Fatalf("rerun after a kill after %s: exit %d\nstderr: %s", phase, r.Code, r.Stderr)
-				}
-				if rep := parseReport(t, r); phase != "preflight" && phase != "fetch-package" && !rep.Resumed && !rep.AlreadyJoined {
-					t.Errorf("the rerun did not continue the interrupted join: %+v", rep)
-				}
-				watchNode(t, e.c.Client, h.Name, nodeReadyTimeout, ready)
-			}
-			e.reset(t)
-			sameSnapshot(t, "kill after "+phase+", "+then+", reset", before, snapshot(t, h))
-			sameNet(t, "kill after "+phase+", "+then+", reset", netBefore, netState(t, h))
-			_ = e.c.Client.CoreV1().Nodes().Delete(context.Background(), h.Name, metav1.DeleteOptions{})
-		})
 	}
 }
 
