@@ -281,10 +281,8 @@ func (d *joinData) rollback(cause error) error {
 	fmt.Fprintln(d.streams.ErrOut, "[rollback] Undoing what this run changed, newest first")
 	rerr := d.journal.Rollback(context.WithoutCancel(d.ctx), rollbackOptions(d.streams.ErrOut, run))
 	if rerr != nil {
-		d.report.RolledBack = false
 		return errors.Join(cause, fmt.Errorf("the rollback was incomplete, run \"edgeadm reset\" to finish it: %w", rerr))
 	}
-	d.report.RolledBack = true
 	fmt.Fprintln(d.streams.ErrOut, "[rollback] This run's changes are undone")
 	return cause
 }

@@ -23,9 +23,6 @@ type Report struct {
 	Warnings        []string      `json:"warnings,omitempty"`
 	DurationSeconds float64       `json:"durationSeconds"`
 	Succeeded       bool          `json:"succeeded"`
-	Error           string        `json:"error,omitempty"`
-	// RolledBack: the join failed and what it changed was undone.
-	RolledBack bool `json:"rolledBack,omitempty"`
 
 	start time.Time
 }
@@ -51,24 +48,21 @@ func (r *Report) end(err error) {
 	}
 	r.DurationSeconds = time.Since(r.start).Seconds()
 	r.Succeeded = err == nil
-	if err != nil {
-		r.Error = err.Error()
-	}
 }
 
-// printReport prints the result to stdout: the structured report with -o,
-// else a few lines for people (on success only; failures go to stderr).
+// printReport prints the result of a join that succeeded to stdout: the
+// structured report with -o, else a few lines for people.
 func (d *joinData) printReport() error {
 	r := d.report
 	if r == nil {
 		return nil
 	}
 	out := d.streams.Out
+	if !r.Succeeded {
+		return nil // a failure is one error on stderr, nothing on stdout (docs/exit-codes.md)
+	}
 	if d.printer != nil {
 		return d.printer.Print(out, r)
-	}
-	if !r.Succeeded {
-		return nil
 	}
 	switch {
 	case r.DryRun:
