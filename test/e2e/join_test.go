@@ -309,8 +309,15 @@ func testJoinAndReset(t *testing.T, opts testenv.ControlPlaneOptions, overFTP bo
 	}
 	before, netBefore := snapshot(t, h), netState(t, h)
 
+	// A dry run checks everything and changes nothing.
+	r := edgeadmIn(t, h, env, e.joinArgs("--dry-run")...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Dry run: nothing was changed") || !strings.Contains(r.Stderr, "[dry-run] would install /usr/local/bin/kubelet") {
+		t.Fatalf("dry run: exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+	sameSnapshot(t, "dry run", before, snapshot(t, h))
+
 	// Join through the public address, which the certificate does not carry.
-	r := edgeadmIn(t, h, env, args...)
+	r = edgeadmIn(t, h, env, args...)
 	if r.Code != 0 {
 		t.Fatalf("join: exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -355,6 +362,35 @@ func testJoinAndReset(t *testing.T, opts testenv.ControlPlaneOptions, overFTP bo
 			t.Errorf("%s still runs after reset", u)
 		}
 	}
+}
+
+// A domain join: the operator points a name the certificate carries at the
+// API server; join adds no /etc/hosts line and the node uses the domain.
+func TestJoinByDomain(t *testing.T) {
+	e := newJoinEnv(t, testenv.ControlPlaneOptions{Flavour: testenv.KubeadmLike}, "edge-domain")
+	c, h := e.c, e.h
+	const domain = "kubernetes.default.svc"
+	if err := h.AddHosts(c.Net.CloudIP, domain); err != nil {
+		t.Fatal(err)
+	}
+	hostsBefore, _ := h.ReadFile("/etc/hosts")
+	before, netBefore := snapshot(t, h), netState(t, h)
+	args := e.joinArgs("-o", "json")
+	args[1] = fmt.Sprintf("%s:%d", domain, c.Options.APIServerPort)
+	r := edgeadmIn(t, h, nil, args...)
+	if r.Code != 0 {
+		t.Fatalf("join: exit %d\nstderr: %s", r.Code, r.Stderr)
+	}
+	if rep := parseReport(t, r); rep.Server != fmt.Sprintf("https://%s:%d", domain, c.Options.APIServerPort) {
+		t.Errorf("server %s", rep.Server)
+	}
+	if hosts, _ := h.ReadFile("/etc/hosts"); string(hosts) != string(hostsBefore) {
+		t.Errorf("a domain join changed /etc/hosts:\n%s", hosts)
+	}
+	watchNode(t, c.Client, h.Name, nodeReadyTimeout, ready)
+	e.reset(t)
+	sameSnapshot(t, "domain join then reset", before, snapshot(t, h))
+	sameNet(t, "domain join then reset", netBefore, netState(t, h))
 }
 
 func replaceFlag(args []string, flag, value string) []string {

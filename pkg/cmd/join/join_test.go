@@ -356,7 +356,7 @@ func TestPreflightClusterChecks(t *testing.T) {
 				return phases.DefaultEnv().DialTLS(ctx, w.endpoint, cfg)
 			}
 			return a
-		}, "[ERROR APIServerCertificate]: the API server's certificate does not carry api.example.test (it has: kubernetes, kubernetes.default, 10.96.0.1)"},
+		}, "[ERROR APIServerCertificate]: the API server's certificate does not carry api.example.test (it has: kubernetes, kubernetes.default, kubernetes.default.svc, 10.96.0.1)"},
 		{"no kubelet-config", func(w *world) []string {
 			_ = w.clients.CoreV1().ConfigMaps("kube-system").Delete(context.Background(), "kubelet-config", metav1.DeleteOptions{})
 			return w.args()
@@ -509,6 +509,45 @@ func TestSkipPhases(t *testing.T) {
 	}
 	if _, ok := w.fake.File("/etc/cni/net.d/10-edgeadm.conflist"); ok {
 		t.Error("cni ran although skipped")
+	}
+}
+
+// A domain the certificate carries: no /etc/hosts line, the domain in the
+// kubeconfig.
+func TestDomainJoin(t *testing.T) {
+	w := newWorld(t)
+	hostsBefore, _ := w.fake.File("/etc/hosts")
+	w.discoverAt = "kubernetes.default.svc"
+	w.env.DialTLS = func(ctx context.Context, _ string, cfg *tls.Config) (*tls.Conn, error) {
+		return phases.DefaultEnv().DialTLS(ctx, w.endpoint, cfg) // the name resolves to the listener
+	}
+	a := w.args()
+	a[1] = "kubernetes.default.svc:" + w.port()
+	if _, stderr, code := w.run(a...); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if hosts, _ := w.fake.File("/etc/hosts"); !bytes.Equal(hosts, hostsBefore) {
+		t.Errorf("a domain join changed /etc/hosts: %q", hosts)
+	}
+	boot, _ := w.fake.File("/etc/kubernetes/bootstrap-kubelet.conf")
+	if !bytes.Contains(boot, []byte("server: https://kubernetes.default.svc:"+w.port())) {
+		t.Errorf("bootstrap kubeconfig:\n%s", boot)
+	}
+}
+
+// Without a CA pin, only when asked for by name.
+func TestUnsafeSkipCAVerification(t *testing.T) {
+	w := newWorld(t)
+	a := w.args()
+	a = append(a[:4], a[6:]...) // drop --discovery-token-ca-cert-hash
+	if a[4] != "--install-pkg-path" {
+		t.Fatalf("args %v", a)
+	}
+	if _, stderr, code := w.run(a...); code != exitcode.Usage || !strings.Contains(stderr, "--discovery-token-ca-cert-hash is required") {
+		t.Fatalf("without a hash: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := w.run(append(a, "--discovery-token-unsafe-skip-ca-verification")...); code != 0 {
+		t.Fatalf("with --discovery-token-unsafe-skip-ca-verification: exit %d\n%s", code, stderr)
 	}
 }
 

@@ -64,6 +64,8 @@ type world struct {
 	discover func(*kubeadmapi.Discovery, time.Duration) (*clientcmdapi.Config, error)
 	// kubeletRuns says whether starting kubelet.service writes its kubeconfig.
 	kubeletRuns bool
+	// discoverAt is the name discovery must use.
+	discoverAt string
 }
 
 func newWorld(t *testing.T) *world {
@@ -73,7 +75,7 @@ func newWorld(t *testing.T) *world {
 	w.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw})
 	w.caHash = pubkeypin.Hash(caCert)
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serving(t, caCert, caKey, []string{"kubernetes", "kubernetes.default"})}}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serving(t, caCert, caKey, []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc"})}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	w.endpoint = srv.Listener.Addr().String()
@@ -102,9 +104,10 @@ func newWorld(t *testing.T) *world {
 			Spec:   corev1.NodeSpec{PodCIDR: "10.244.3.0/24", PodCIDRs: []string{"10.244.3.0/24"}},
 			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
 	)
+	w.discoverAt = "kubernetes.default"
 	w.discover = func(cfg *kubeadmapi.Discovery, _ time.Duration) (*clientcmdapi.Config, error) {
-		if cfg.BootstrapToken.APIServerEndpoint != "kubernetes.default:"+w.port() {
-			t.Errorf("discovery went to %q, want kubernetes.default:%s", cfg.BootstrapToken.APIServerEndpoint, w.port())
+		if want := w.discoverAt + ":" + w.port(); cfg.BootstrapToken.APIServerEndpoint != want {
+			t.Errorf("discovery went to %q, want %s", cfg.BootstrapToken.APIServerEndpoint, want)
 		}
 		return clientcmd.Load([]byte(kubeconfig))
 	}
