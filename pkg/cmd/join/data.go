@@ -66,6 +66,7 @@ type joinData struct {
 	resuming      bool
 
 	report *Report
+	unlock func()
 }
 
 var _ phases.Data = (*joinData)(nil)
@@ -154,8 +155,18 @@ func newJoinData(c *cobra.Command, args []string, o *options, streams cmd.IOStre
 		return nil, exitcode.New(exitcode.PreflightFailed,
 			errors.New("[ERROR IsPrivilegedUser]: edgeadm join changes system files and services: run it as root (sudo edgeadm join ...); nothing was changed"))
 	}
+	if deps.Lock != nil && !o.dryRun {
+		unlock, err := deps.Lock()
+		if err != nil {
+			return nil, err
+		}
+		d.unlock = unlock
+	}
 	j, err := journal.Open(deps.Host)
 	if err != nil {
+		if d.unlock != nil {
+			d.unlock()
+		}
 		return nil, exitcode.New(exitcode.PreflightFailed, fmt.Errorf("%w: run \"edgeadm reset\" to undo what the readable part of it records", err))
 	}
 	d.journal = j

@@ -69,6 +69,9 @@ type Deps struct {
 	WorkDir string
 	// Kill is what the test-only KillAtEnv hook calls.
 	Kill func()
+	// Lock keeps a second join or reset off the host while this one runs;
+	// nil takes no lock.
+	Lock func() (unlock func(), err error)
 }
 
 // DefaultDeps are the real machine.
@@ -81,6 +84,7 @@ func DefaultDeps() Deps {
 		Hostname: os.Hostname,
 		WorkDir:  "/var/tmp",
 		Kill:     func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
+		Lock:     func() (func(), error) { return host.LockMachine(p) },
 	}
 }
 
@@ -253,6 +257,9 @@ func instrument(p workflow.Phase, data func() *joinData, deps Deps) workflow.Pha
 // are taken out of the error.
 func (d *joinData) finish(c *cobra.Command, err error, wholeJoin bool) error {
 	defer d.close()
+	if d.unlock != nil {
+		defer d.unlock()
+	}
 	if err != nil && !d.dryRun && d.journal != nil && d.journal.CurrentRun() != 0 {
 		err = d.rollback(err)
 	}

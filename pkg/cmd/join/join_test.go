@@ -577,3 +577,17 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestJoinWhileAnotherRunsIsRefused(t *testing.T) {
+	w := newWorld(t)
+	var out, errOut bytes.Buffer
+	deps := w.deps()
+	deps.Lock = func() (func(), error) { return nil, host.ErrLocked }
+	c := NewCommandWith(cmd.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, deps)
+	c.SetArgs(w.args()[1:])
+	c.SilenceErrors, c.SilenceUsage = true, true
+	err := c.ExecuteContext(context.Background())
+	if !errors.Is(err, host.ErrLocked) || w.fake.Mutations() != 0 {
+		t.Fatalf("err = %v, %d changes", err, w.fake.Mutations())
+	}
+}

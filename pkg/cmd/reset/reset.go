@@ -41,12 +41,17 @@ type Deps struct {
 	// IsTerminal says whether the command's input is a terminal a person
 	// can answer a question on.
 	IsTerminal func(io.Reader) bool
+	// Lock keeps a join or another reset off the host while this one runs;
+	// nil takes no lock.
+	Lock func() (unlock func(), err error)
 }
 
 // DefaultDeps are the real machine.
 func DefaultDeps() Deps {
+	p := host.DefaultPaths("/")
 	return Deps{
-		Host: host.NewReal(host.DefaultPaths("/")),
+		Host: host.NewReal(p),
+		Lock: func() (func(), error) { return host.LockMachine(p) },
 		Euid: os.Geteuid,
 		IsTerminal: func(r io.Reader) bool {
 			f, ok := r.(*os.File)
@@ -100,6 +105,13 @@ func runE(c *cobra.Command, streams cmd.IOStreams, deps Deps, o *options) error 
 	if deps.Euid() != 0 {
 		return exitcode.New(exitcode.PreflightFailed,
 			errors.New("[ERROR IsPrivilegedUser]: edgeadm reset changes system files and services: run it as root (sudo edgeadm reset); nothing was changed"))
+	}
+	if deps.Lock != nil && !o.dryRun {
+		unlock, err := deps.Lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	h := deps.Host
 	p := h.Paths()
