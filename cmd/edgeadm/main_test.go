@@ -118,8 +118,8 @@ func TestBinary(t *testing.T) {
 		{args: []string{"--help"}, code: 0, stdoutHas: "Usage:", stderrNone: true},
 		{args: []string{"join", "203.0.113.10:6443", "--token", "abcdef.0123456789abcdef"}, code: 2, stderrHas: "error: --discovery-token-ca-cert-hash is required"},
 		{args: []string{"reset", "now"}, code: 2, stderrHas: `error: unknown command "now" for "edgeadm reset"`},
-		{args: []string{"addon", "edge-apps", "--dry-run", "-o", "yaml"}, code: 3, stderrHas: "not implemented"},
-		{args: []string{"token", "list"}, code: 3, stderrHas: "not implemented"},
+		{args: []string{"--kubeconfig", "/nonexistent/edgeadm.conf", "addon", "edge-apps", "--dry-run", "-o", "yaml"}, code: 1, stderrHas: "error: kubeconfig from --kubeconfig"},
+		{args: []string{"--kubeconfig", "/nonexistent/edgeadm.conf", "token", "list"}, code: 1, stderrHas: "error: kubeconfig from --kubeconfig"},
 		{args: []string{"--bogus"}, code: 2, stderrHas: "error: unknown flag: --bogus: run 'edgeadm --help' for usage"},
 		{args: []string{"version", "-o", "xml"}, code: 2, stderrHas: `invalid output format "xml"`},
 	}
