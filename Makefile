@@ -32,7 +32,9 @@ help: ## list targets
 build: ## bin/edgeadm, static, with version, commit and Kubernetes library version stamped in
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edgeadm ./cmd/edgeadm
 
-test: lint test-unit test-e2e ## everything: gofmt, go vet, unit tests, then e2e tests on real parts
+# test-env first: it installs vsftpd and the binaries, so the unit tests that can
+# use a real FTP server do, instead of skipping.
+test: lint test-env test-unit test-e2e ## everything: gofmt, go vet, unit tests, then e2e tests on real parts
 
 lint: ## gofmt and go vet must be clean
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -45,10 +47,10 @@ test-unit: ## fast tests: no root, no cluster
 test-env: ## build the pinned test environment (Kubernetes, etcd, containerd, runc, CNI, rootfs) into .cache/test-env
 	scripts/test-env.sh
 
-test-e2e: test-env ## tests on a real control plane and real edge hosts (root)
+test-e2e: test-env install-pkg ## tests on a real control plane and real edge hosts (root)
 	EDGEADM_E2E=1 $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./test/... 2>&1 | scripts/summarize-go-test.sh
 
-demo: build test-env ## bring up a local cluster and an edge host and run edgeadm on them
+demo: build test-env install-pkg ## bring up a local cluster and an edge host and run edgeadm on them
 	$(GO) run ./test/cmd/demo
 
 clean: ## remove built output (not the test-env cache: make clean-cache)
