@@ -1,14 +1,13 @@
 package installpkg
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/edgeadm/edgeadm/pkg/checksum"
 )
 
 // maxReported bounds how many file errors one verification lists.
@@ -72,7 +71,7 @@ func verifyTree(root string, m *Manifest, rehash bool) error {
 			return nil
 		}
 		if rehash {
-			sum, err := fileSHA256(p)
+			sum, err := checksum.File(p)
 			if err != nil {
 				return err
 			}
@@ -101,17 +100,4 @@ func verifyTree(root string, m *Manifest, rehash bool) error {
 	}
 	return fmt.Errorf("%w (%d problems; the files changed after they were unpacked, or the package is damaged: fetch it again):\n%w",
 		ErrManifest, n, errors.Join(errs...))
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

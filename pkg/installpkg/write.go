@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edgeadm/edgeadm/pkg/checksum"
 )
 
 // BuildInput is what WriteArchive packs.
@@ -167,7 +169,7 @@ func stage(dir string) ([]File, []string, error) {
 		if st.Mode()&0o100 != 0 {
 			mode = 0o755
 		}
-		sum, err := fileSHA256(p)
+		sum, err := checksum.File(p)
 		if err != nil {
 			return err
 		}

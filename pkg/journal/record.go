@@ -7,11 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path"
 
+	"github.com/edgeadm/edgeadm/pkg/checksum"
 	"github.com/edgeadm/edgeadm/pkg/host"
 )
 
@@ -100,7 +99,7 @@ func (j *Journal) InstallFile(p, src string, f host.File) error {
 		want := f.SHA256
 		if want == "" {
 			var err error
-			if want, err = fileSHA256(src); err != nil {
+			if want, err = checksum.File(src); err != nil {
 				return false
 			}
 		}
@@ -112,19 +111,6 @@ func (j *Journal) InstallFile(p, src string, f host.File) error {
 		return err
 	}
 	return j.h.InstallFile(p, src, f)
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (j *Journal) MkdirAll(p string, mode fs.FileMode) error {

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeadm/edgeadm/pkg/checksum"
 	"github.com/edgeadm/edgeadm/pkg/installpkg"
 	"github.com/edgeadm/edgeadm/test/testenv"
 )
@@ -194,7 +193,7 @@ func snapshot(t *testing.T, h *testenv.EdgeHost) map[string]fileState {
 			switch {
 			case d.Type().IsRegular():
 				st.Kind = "file"
-				sum, err := fileSum(p)
+				sum, err := checksum.File(p)
 				if err != nil {
 					return err
 				}
@@ -215,19 +214,6 @@ func snapshot(t *testing.T, h *testenv.EdgeHost) map[string]fileState {
 		}
 	}
 	return snap
-}
-
-func fileSum(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sameSnapshot fails the test with every difference between two snapshots.
