@@ -24,7 +24,7 @@ LDFLAGS     := -s -w \
 # 2-core machine, and a generous bound so a hang fails instead of stalling CI.
 E2E_TIMEOUT ?= 60m
 
-.PHONY: help build test lint test-unit test-env test-e2e demo clean
+.PHONY: help build test lint test-unit test-env test-e2e demo clean generate
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: ## gofmt and go vet must be clean
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt wants changes in:"; echo "$$unformatted"; echo "fix: gofmt -w <file>"; exit 1; fi
 	$(GO) vet ./...
+
+generate: ## EdgeNode deepcopy and CRD from pkg/apis (controller-gen pinned in build/controller-gen)
+	scripts/generate.sh
 
 test-unit: ## fast tests: no root, no cluster
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/')
