@@ -212,14 +212,19 @@ func (c *Controller) deleteEdgeNode(ctx context.Context, name string) error {
 	return nil
 }
 
-// renewLease renews the node's Lease in the kubelet's stead. The update
-// carries the cached resourceVersion: if the kubelet renewed it meanwhile,
-// the write fails with a conflict and the kubelet's renewal stands.
+// renewLease renews the node's Lease in the kubelet's stead, and records
+// the renewTime it wrote in RenewedAnnotation (holderIdentity stays the
+// node's). The update carries the cached resourceVersion: if the kubelet
+// renewed meanwhile, the write fails with a conflict and the kubelet's
+// renewal stands.
 func (c *Controller) renewLease(ctx context.Context, lease *coordinationv1.Lease, now time.Time) error {
 	l := lease.DeepCopy()
-	id := Identity
-	t := metav1.NewMicroTime(now)
-	l.Spec.HolderIdentity, l.Spec.RenewTime = &id, &t
+	t := metav1.NewMicroTime(now.Truncate(time.Microsecond))
+	l.Spec.RenewTime = &t
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[RenewedAnnotation] = FormatRenewTime(t)
 	if _, err := c.Client.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{FieldManager: Identity}); err != nil {
 		return fmt.Errorf("renew Lease %s/%s: %w", l.Namespace, l.Name, err)
 	}

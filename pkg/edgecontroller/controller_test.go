@@ -131,10 +131,11 @@ func (w *world) lease(name string) *coordinationv1.Lease {
 	return l
 }
 
-// kubeletRenews is the kubelet renewing its own Lease now.
+// kubeletRenews is the kubelet renewing its own Lease now, the way its
+// lease controller does: a copy of the Lease it read with only renewTime set.
 func (w *world) kubeletRenews(name string) {
 	l := w.lease(name)
-	l.Spec.HolderIdentity, l.Spec.RenewTime = ptr.To(name), ptr.To(metav1.NewMicroTime(w.clock.Now()))
+	l.Spec.RenewTime = ptr.To(metav1.NewMicroTime(w.clock.Now()))
 	if _, err := w.kube.CoordinationV1().Leases(NodeLeaseNamespace).Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
 		w.t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestCoverAndHandBack(t *testing.T) {
 		t.Errorf("status = %+v", en.Status)
 	}
 	l := w.lease("e1")
-	if *l.Spec.HolderIdentity != Identity || !l.Spec.RenewTime.Time.Equal(coverStart) {
+	if *l.Spec.HolderIdentity != "e1" || !l.Spec.RenewTime.Time.Equal(coverStart) || l.Annotations[RenewedAnnotation] != FormatRenewTime(*l.Spec.RenewTime) || KubeletRenewed(l) {
 		t.Errorf("Lease not renewed by edge-controller: %+v", l.Spec)
 	}
 	n := w.node("e1")
@@ -319,7 +320,7 @@ func TestCoverAndHandBack(t *testing.T) {
 			t.Errorf("after hand-back edge-controller still wrote: %s", wr)
 		}
 	}
-	if l := w.lease("e1"); *l.Spec.HolderIdentity != "e1" {
+	if l := w.lease("e1"); !l.Spec.RenewTime.Time.Equal(back) || !KubeletRenewed(l) {
 		t.Errorf("the kubelet's renewal was overwritten: %+v", l.Spec)
 	}
 }
@@ -409,7 +410,7 @@ func TestRenewConflictKeepsKubeletRenewal(t *testing.T) {
 	w.kubeletRenews("e1")
 	w.kube.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
-		if ptr.Deref(l.Spec.HolderIdentity, "") == Identity {
+		if !KubeletRenewed(l) {
 			return true, nil, errConflict
 		}
 		return false, nil, nil
@@ -417,7 +418,7 @@ func TestRenewConflictKeepsKubeletRenewal(t *testing.T) {
 	if _, err := c.Sync(context.Background(), "e1"); err == nil {
 		t.Fatal("a conflicting renewal was not reported")
 	}
-	if l := w.lease("e1"); *l.Spec.HolderIdentity != "e1" {
-		t.Errorf("Lease = %+v", l.Spec)
+	if l := w.lease("e1"); !KubeletRenewed(l) {
+		t.Errorf("Lease = %+v", l)
 	}
 }

@@ -34,9 +34,14 @@ const (
 const (
 	// CoveredByAnnotation is on a Node while edge-controller speaks for it.
 	CoveredByAnnotation = "edge.superedge.io/covered-by"
-	// Identity is the holderIdentity edge-controller writes into a node's
-	// Lease when it renews it, and the value of CoveredByAnnotation; the
-	// kubelet writes the node's name, which is how the two are told apart.
+	// RenewedAnnotation is on a node's Lease once edge-controller has
+	// renewed it: the renewTime it wrote. The kubelet renews by copying the
+	// Lease it read and setting only spec.renewTime (holderIdentity is kept,
+	// so it cannot tell the two apart), so a renewTime that differs from
+	// this annotation is the kubelet's own. It survives a controller restart.
+	RenewedAnnotation = "edge.superedge.io/renewed-by-edge-controller"
+	// Identity is the value of CoveredByAnnotation and edge-controller's
+	// field manager.
 	Identity = "edge-controller"
 	// ReasonCovering is the reason of the Node's Ready condition while
 	// edge-controller speaks for the node.
@@ -107,9 +112,16 @@ type Decision struct {
 }
 
 // KubeletRenewed says whether the Lease was last renewed by the kubelet
-// (not by edge-controller).
+// (not by edge-controller): its renewTime is not the one edge-controller
+// recorded in RenewedAnnotation.
 func KubeletRenewed(l *coordinationv1.Lease) bool {
-	return l != nil && l.Spec.RenewTime != nil && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != Identity)
+	return l != nil && l.Spec.RenewTime != nil && l.Annotations[RenewedAnnotation] != FormatRenewTime(*l.Spec.RenewTime)
+}
+
+// FormatRenewTime is how a renewTime is written into RenewedAnnotation: the
+// precision the API server keeps (microseconds), in UTC.
+func FormatRenewTime(t metav1.MicroTime) string {
+	return t.UTC().Format(metav1.RFC3339Micro)
 }
 
 // Decide is edge-controller's state logic, a pure function of the cluster's
