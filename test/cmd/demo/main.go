@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +45,7 @@ type demo struct {
 func run(stdout, stderr io.Writer) error {
 	flavour := flag.String("flavour", string(testenv.Bare), "cluster flavour: kubeadm-like, bare or bare-no-bootstrapsigner")
 	edgeadm := flag.String("edgeadm", "bin/edgeadm", "the edgeadm binary to run")
-	pkg := flag.String("install-pkg", "", "install package for the edge host (default: the newest in _output/install-pkg)")
+	pkg := flag.String("install-pkg", "", "install package for the edge host (default: the one for this arch in _output/install-pkg)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("the demo makes network namespaces and machines: run it as root")
@@ -59,7 +60,7 @@ func run(stdout, stderr io.Writer) error {
 	}
 	d.pkg = *pkg
 	if d.pkg == "" {
-		matches, _ := filepath.Glob("_output/install-pkg/kube-linux-*.tar.gz")
+		matches, _ := filepath.Glob("_output/install-pkg/kube-linux-" + runtime.GOARCH + "-*.tar.gz")
 		if len(matches) > 0 {
 			d.pkg, _ = filepath.Abs(matches[len(matches)-1])
 		}
@@ -150,7 +151,8 @@ func (d *demo) flows(ctx context.Context) error {
 			d.say("join is not built yet in this edgeadm: skipped")
 			return nil
 		}
-		return fmt.Errorf("edgeadm join on the edge host: %w", err)
+		// Not err itself: it carries the command line, and with it the token.
+		return errors.New("edgeadm join on the edge host failed: its output is above")
 	}
 	return d.kubectlShow(ctx, "get", "nodes", "-o", "wide", "--show-labels")
 }
