@@ -33,6 +33,7 @@ func TestRenderEveryObject(t *testing.T) {
 		{"ServiceAccount", "edge-controller"}, {"ClusterRole", "edgeadm:edge-controller"},
 		{"ClusterRoleBinding", "edgeadm:edge-controller"}, {"Role", "edge-controller-leader-election"},
 		{"RoleBinding", "edge-controller-leader-election"}, {"Deployment", "edge-controller"},
+		{"Role", "edgeadm:edge-controller"}, {"RoleBinding", "edgeadm:edge-controller"},
 		{"ConfigMap", "edgehub-config"},
 	} {
 		if find(objs, want.kind, want.name) == nil {
@@ -46,7 +47,8 @@ func TestRenderEveryObject(t *testing.T) {
 		if o.GetKind() == "Secret" {
 			t.Errorf("a Secret is rendered: %s", o.GetName())
 		}
-		if ns := o.GetNamespace(); ns != "" && ns != Namespace {
+		// Only edge-controller's node-Lease Role and its binding live elsewhere.
+		if ns := o.GetNamespace(); ns != "" && ns != Namespace && (ns != "kube-node-lease" || o.GetName() != "edgeadm:edge-controller") {
 			t.Errorf("%s %s in namespace %s", o.GetKind(), o.GetName(), ns)
 		}
 	}
@@ -90,7 +92,7 @@ func TestCRD(t *testing.T) {
 		t.Errorf("printer columns = %v", cols)
 	}
 	status, _, _ := unstructured.NestedMap(v, "schema", "openAPIV3Schema", "properties", "status", "properties")
-	for _, f := range []string{"conditions", "lastHeartbeatTime", "disconnectedSince", "nodeInfo"} {
+	for _, f := range []string{"conditions", "lastHeartbeatTime", "disconnectedSince", "coveredSince", "nodeInfo"} {
 		if _, ok := status[f]; !ok {
 			t.Errorf("status schema lacks %s", f)
 		}
