@@ -56,9 +56,15 @@ func NewTLSBootstrapPhase() workflow.Phase {
 				return nil
 			}
 			fmt.Fprintf(d.Out(), "[tls-bootstrap] Waiting up to %s for the kubelet's certificate\n", d.Timeout())
+			var notYet error
 			err := waitFor(d.Context(), d.Env().PollInterval, d.Timeout(), func() (bool, error) {
 				if _, err := d.Host().Lstat(p.KubeletKubeconfig); err == nil {
-					return true, nil
+					// The kubelet may write kubelet.conf a moment before the
+					// certificate file it names: done only when the node's
+					// credentials load in full.
+					if _, notYet = NodeClient(d); notYet == nil {
+						return true, nil
+					}
 				} else if !errors.Is(err, fs.ErrNotExist) {
 					return false, err
 				}
@@ -69,6 +75,9 @@ func NewTLSBootstrapPhase() workflow.Phase {
 				return false, nil
 			})
 			if err != nil {
+				if notYet != nil {
+					err = fmt.Errorf("%w (last: %v)", err, notYet)
+				}
 				return fmt.Errorf("the kubelet did not finish its TLS bootstrap: %w; see \"journalctl -u kubelet\". "+
 					"Its certificate request must be approved: %s", err, addonHint)
 			}
