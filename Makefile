@@ -21,8 +21,9 @@ LDFLAGS     := -s -w \
 	  -X $(p).gitVersion=$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) -X $(p).gitTreeState=clean)
 
 # e2e tests start real control planes and machines: one package at a time on a
-# 2-core machine, and a generous bound so a hang fails instead of stalling CI.
-E2E_TIMEOUT ?= 60m
+# 2-core machine, and a generous bound so a hang fails instead of stalling CI
+# (the autonomy, edge DNS and edge-controller scenarios each take minutes).
+E2E_TIMEOUT ?= 90m
 
 .PHONY: help build test lint test-unit test-env test-e2e demo clean generate
 
