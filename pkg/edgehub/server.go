@@ -1,0 +1,214 @@
+package edgehub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/edgeadm/edgeadm/pkg/edgehub/cache"
+)
+
+// Server is the edgehub daemon: the TLS API face, the plain health and
+// metrics endpoint, and the upstream balancer with its probes.
+type Server struct {
+	cfg     *Config
+	tuning  Tuning
+	store   cache.Store
+	log     logr.Logger
+	metrics *Metrics
+	lb      *Balancer
+	handler *Handler
+	creds   *nodeCredentials
+	client  *http.Client // node credentials; probes and learning
+
+	apiLn, healthLn net.Listener
+	apiSrv, hlthSrv *http.Server
+	cancel          context.CancelFunc
+	wg              sync.WaitGroup
+	started         chan struct{}
+}
+
+// NewServer prepares edgehub from a validated configuration and an open
+// store. The serving PKI must exist (EnsurePKI).
+func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (*Server, error) {
+	caPEM, err := os.ReadFile(cfg.ClusterCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA (clusterCAFile): %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("cluster CA %s holds no PEM certificate", cfg.ClusterCAFile)
+	}
+	var ups []*url.URL
+	for _, s := range cfg.Upstreams {
+		u, err := ParseUpstream(s)
+		if err != nil {
+			return nil, err
+		}
+		ups = append(ups, u)
+	}
+	m := NewMetrics()
+	s := &Server{
+		cfg: cfg, tuning: tuning, store: store, log: log, metrics: m,
+		lb:      NewBalancer(ups, tuning, m, log),
+		creds:   &nodeCredentials{path: cfg.NodeCertificateFile, log: log},
+		started: make(chan struct{}),
+	}
+	nodeTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, GetClientCertificate: s.creds.clientCertificate}
+	passTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	nodeTr, passTr := newTransport(nodeTLS, tuning), newTransport(passTLS, tuning)
+	s.client = &http.Client{Transport: nodeTr}
+	s.handler = &Handler{
+		NodeName: cfg.NodeName, Balancer: s.lb, Store: store,
+		NodeTransport: nodeTr, PassTransport: passTr, Metrics: m, Log: log,
+	}
+	serving, err := LoadServingCertificate(cfg.PKIDir())
+	if err != nil {
+		return nil, err
+	}
+	s.apiSrv = &http.Server{
+		Handler: s.handler,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serving},
+			// A client certificate is optional (pods send tokens) but, when
+			// sent, must chain to the cluster CA.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  pool,
+			MinVersion: tls.VersionTLS12,
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          nil,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", s.readyz)
+	mux.Handle("/metrics", m.Handler())
+	s.hlthSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+func newTransport(tlsCfg *tls.Config, tuning Tuning) *http.Transport {
+	return &http.Transport{
+		// Never a proxy from the environment: the link to the apiserver is
+		// the one edgehub watches.
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: tuning.DialTimeout, KeepAlive: 15 * time.Second}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: tuning.DialTimeout + time.Second,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+// Metrics exposes the server's metrics (for tests).
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Balancer exposes the upstream state (for tests).
+func (s *Server) Balancer() *Balancer { return s.lb }
+
+// Start listens on both addresses, runs the first probe round (so a fresh
+// start with the link down serves from the cache at once) and serves.
+func (s *Server) Start(ctx context.Context) error {
+	var err error
+	s.apiLn, err = net.Listen("tcp", s.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on listenAddress: %w", err)
+	}
+	s.healthLn, err = net.Listen("tcp", s.cfg.HealthAddress)
+	if err != nil {
+		s.apiLn.Close()
+		return fmt.Errorf("listen on healthAddress: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	first := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.lb.Run(runCtx, httpProbe(s.client), first)
+	}()
+	select {
+	case <-first:
+	case <-ctx.Done():
+		cancel()
+		s.apiLn.Close()
+		s.healthLn.Close()
+		return ctx.Err()
+	}
+	if online, _ := s.lb.Online(); online {
+		s.log.Info("edgehub: online", "upstream", s.lb.Active().String())
+	} else {
+		s.log.Info("edgehub: no upstream reachable at start, serving from cache", "since", time.Now().UTC().Format(time.RFC3339))
+	}
+	if s.tuning.LearnInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.learnLoop(runCtx)
+		}()
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.apiSrv.ServeTLS(s.apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(err, "API server stopped")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.hlthSrv.Serve(s.healthLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(err, "health server stopped")
+		}
+	}()
+	close(s.started)
+	s.log.Info("edgehub serving", "listen", s.apiLn.Addr().String(), "health", s.healthLn.Addr().String(), "node", s.cfg.NodeName)
+	return nil
+}
+
+// APIAddr and HealthAddr are the bound addresses (useful with port 0).
+func (s *Server) APIAddr() string    { return s.apiLn.Addr().String() }
+func (s *Server) HealthAddr() string { return s.healthLn.Addr().String() }
+
+// Stop ends serving: open watches are cut, probes stop. The store is the
+// caller's to close.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	// Shutdown waits for handlers; held watches end only with their
+	// clients, so after a grace period connections are closed.
+	err := errors.Join(s.apiSrv.Shutdown(ctx), s.hlthSrv.Shutdown(ctx))
+	if err != nil {
+		err = errors.Join(s.apiSrv.Close(), s.hlthSrv.Close())
+	}
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-s.started:
+	default:
+		http.Error(w, "starting: first probe of the upstreams not done", http.StatusServiceUnavailable)
+		return
+	}
+	if online, _ := s.lb.Online(); online {
+		fmt.Fprintf(w, "ok: online, upstream %s reachable\n", s.lb.Active())
+		return
+	}
+	if s.store != nil {
+		fmt.Fprintln(w, "ok: offline, no upstream reachable; serving from the cache")
+		return
+	}
+	http.Error(w, "not ready: no upstream reachable and no cache", http.StatusServiceUnavailable)
+}
