@@ -220,8 +220,9 @@ func (s *scanner) object(n *planNode, depth int) error {
 			}
 			continue
 		}
-		// A map lookup with string(bytes) does not allocate.
-		if err := s.value(n.children[string(key)], depth+1); err != nil {
+		// A map lookup with string(bytes) does not allocate. Keys with
+		// escapes never match: no Kubernetes field name has one.
+		if err := s.value(n.children[string(key[1:len(key)-1])], depth+1); err != nil {
 			return err
 		}
 	}
