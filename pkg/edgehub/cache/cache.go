@@ -25,6 +25,10 @@ type Scope struct {
 // the apiserver last answered them (e.g. "PodList", "v1"), the newest
 // resourceVersion the store has seen for the scope, and the matching
 // objects as JSON, sorted by namespace then name.
+//
+// Items are read-only: they share the store's memory (the store never
+// modifies stored bytes in place, so they stay valid after later writes),
+// which spares copying megabytes per LIST. Copy an item before changing it.
 type ListResult struct {
 	Kind            string
 	APIVersion      string

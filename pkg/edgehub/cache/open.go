@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -151,6 +153,7 @@ func (s *DiskStore) load(db *bolt.DB) (bad []writeKey, err error) {
 		}
 	}()
 	fresh := false
+	var records []*objectRecord
 	err = db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -180,12 +183,18 @@ func (s *DiskStore) load(db *bolt.DB) (bad []writeKey, err error) {
 			return err
 		}
 		return objects.ForEach(func(k, v []byte) error {
-			if err := s.loadObject(k, v); err != nil {
+			rec, err := s.readObject(k, v)
+			if err != nil {
 				bad = append(bad, writeKey{string(bucketObjects), string(k)})
+				return nil
 			}
+			records = append(records, rec)
 			return nil
 		})
 	})
+	if err == nil {
+		bad = append(bad, s.indexObjects(records)...)
+	}
 	if err != nil || !fresh {
 		return bad, err
 	}
@@ -228,27 +237,75 @@ func (s *DiskStore) loadScope(k, v []byte) error {
 	return nil
 }
 
-func (s *DiskStore) loadObject(k, v []byte) error {
+// objectRecord is an object read from disk, not yet indexed.
+type objectRecord struct {
+	key             string
+	r               *resourceCache
+	namespace, name string
+	sealed          []byte // CRC and JSON, copied out of the mmap
+	e               *entry
+	err             error
+}
+
+// readObject copies one record out of bolt's mmap (valid only during the
+// transaction). Checking and scanning wait for indexObjects, which spreads
+// them over the CPUs.
+func (s *DiskStore) readObject(k, v []byte) (*objectRecord, error) {
 	parts, err := decodeKey(k, 6)
 	if err != nil {
-		return err
-	}
-	payload, err := unseal(v)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	gvr := schema.GroupVersionResource{Group: parts[1], Version: parts[2], Resource: parts[3]}
-	r := s.resourceFor(parts[0], gvr)
-	// v lives in bolt's mmap, valid only during the transaction.
-	raw := append([]byte(nil), payload...)
-	res, err := scan(raw, r.plan)
+	return &objectRecord{
+		key:       string(k),
+		r:         s.resourceFor(parts[0], gvr),
+		namespace: parts[4],
+		name:      parts[5],
+		sealed:    append([]byte(nil), v...),
+	}, nil
+}
+
+// indexObjects checks and scans records in parallel (the resources' scan
+// plans are fixed by now: scopes were loaded first), then files them. It
+// returns the keys of damaged records.
+func (s *DiskStore) indexObjects(records []*objectRecord) []writeKey {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(records); i += workers {
+				records[i].index()
+			}
+		}()
+	}
+	wg.Wait()
+	var bad []writeKey
+	for _, rec := range records {
+		if rec.err != nil {
+			bad = append(bad, writeKey{string(bucketObjects), rec.key})
+			continue
+		}
+		rec.r.set(rec.e)
+	}
+	return bad
+}
+
+func (rec *objectRecord) index() {
+	raw, err := unseal(rec.sealed)
 	if err != nil {
-		return err
+		rec.err = err
+		return
 	}
-	e := r.newEntry(raw, res)
-	if e.namespace != parts[4] || e.name != parts[5] {
-		return errors.New("object does not match its key")
+	res, err := scan(raw, rec.r.plan)
+	if err != nil {
+		rec.err = err
+		return
 	}
-	r.set(e)
-	return nil
+	rec.e = rec.r.newEntry(raw, res)
+	if rec.e.namespace != rec.namespace || rec.e.name != rec.name {
+		rec.err = errors.New("object does not match its key")
+	}
+	rec.sealed = nil
 }

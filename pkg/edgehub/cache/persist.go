@@ -105,9 +105,10 @@ type writer struct {
 	interval time.Duration
 	log      klog.Logger
 
-	mu      sync.Mutex
-	pending map[writeKey][]byte
-	lastErr error
+	mu       sync.Mutex
+	pending  map[writeKey][]byte
+	inFlight int // keys of the transaction being committed
+	lastErr  error
 
 	stop chan struct{}
 	done chan struct{}
@@ -165,6 +166,7 @@ func (w *writer) flush() error {
 		return err
 	}
 	w.pending = make(map[writeKey][]byte, len(batch))
+	w.inFlight = len(batch)
 	w.mu.Unlock()
 
 	err := w.db.Update(func(tx *bolt.Tx) error {
@@ -188,6 +190,7 @@ func (w *writer) flush() error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.inFlight = 0
 	if err != nil {
 		// Keep the batch for the next attempt, unless a key changed again
 		// meanwhile: its newer value is already pending.
@@ -209,9 +212,9 @@ func (w *writer) flush() error {
 	return nil
 }
 
-// status returns how many keys wait to be written and the last write error.
+// status returns how many keys are not yet on disk and the last write error.
 func (w *writer) status() (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.pending), w.lastErr
+	return len(w.pending) + w.inFlight, w.lastErr
 }

@@ -48,15 +48,15 @@ type fieldRuleKey struct {
 }
 
 var fieldRules = map[fieldRuleKey]fieldRule{
-	{"", "pods", "spec.hostNetwork"}:                 {paths: []string{"spec.hostNetwork"}, def: "false"},
-	{"", "nodes", "spec.unschedulable"}:              {paths: []string{"spec.unschedulable"}, def: "false"},
-	{"", "events", "source"}:                         {paths: []string{"source.component", "reportingComponent"}},
+	{"", "pods", "spec.hostNetwork"}:                  {paths: []string{"spec.hostNetwork"}, def: "false"},
+	{"", "nodes", "spec.unschedulable"}:               {paths: []string{"spec.unschedulable"}, def: "false"},
+	{"", "events", "source"}:                          {paths: []string{"source.component", "reportingComponent"}},
 	{"", "replicationcontrollers", "status.replicas"}: {paths: []string{"status.replicas"}, def: "0"},
-	{"apps", "replicasets", "status.replicas"}:       {paths: []string{"status.replicas"}, def: "0"},
-	{"batch", "jobs", "status.successful"}:           {paths: []string{"status.succeeded"}, def: "0"},
-	{"", "namespaces", "name"}:                       {paths: []string{"metadata.name"}},
-	{"", "persistentvolumes", "name"}:                {paths: []string{"metadata.name"}},
-	{"", "persistentvolumeclaims", "name"}:           {paths: []string{"metadata.name"}},
+	{"apps", "replicasets", "status.replicas"}:        {paths: []string{"status.replicas"}, def: "0"},
+	{"batch", "jobs", "status.successful"}:            {paths: []string{"status.succeeded"}, def: "0"},
+	{"", "namespaces", "name"}:                        {paths: []string{"metadata.name"}},
+	{"", "persistentvolumes", "name"}:                 {paths: []string{"metadata.name"}},
+	{"", "persistentvolumeclaims", "name"}:            {paths: []string{"metadata.name"}},
 }
 
 // ruleFor returns how to compute field for gvr: a rule from the table, or

@@ -210,7 +210,9 @@ func TestWatchEventsKeepAListCurrent(t *testing.T) {
 	}
 }
 
-func TestGetAndListReturnCopies(t *testing.T) {
+// Get returns a copy; List items are read-only but an append to one cannot
+// reach the store.
+func TestGetCopiesAndListItemsAreSafe(t *testing.T) {
 	s := openTemp(t)
 	scope := Scope{GVR: podsGVR, Namespace: "a"}
 	if err := s.ReplaceList("node", scope, "PodList", "v1", "10", [][]byte{pod(t, "a", "p1", "n1", "8", nil)}); err != nil {
@@ -225,8 +227,15 @@ func TestGetAndListReturnCopies(t *testing.T) {
 		got[i] = 'x'
 	}
 	items := mustList(t, s, "node", scope).Items
-	for i := range items[0] {
-		items[0][i] = 'y'
+	_ = append(items[0], "garbage"...)
+	if err := s.Put("node", podsGVR, pod(t, "a", "p1", "n1", "9", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if string(items[0]) != want {
+		t.Error("a List item changed under its reader after a later Put")
+	}
+	if err := s.Put("node", podsGVR, []byte(want)); err != nil {
+		t.Fatal(err)
 	}
 	if again, _ := s.Get("node", podsGVR, "a", "p1"); string(again) != want {
 		t.Error("changing a returned object changed the cached one")
