@@ -19,11 +19,9 @@ func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, me
 		Reason:   reason,
 		Code:     int32(code),
 	}
-	if code == http.StatusServiceUnavailable {
-		// Tell clients that honour it to come back soon rather than give up.
-		s.Details = &metav1.StatusDetails{RetryAfterSeconds: 2}
-		w.Header().Set("Retry-After", "2")
-	}
+	// No Retry-After: client-go would retry a 503 carrying one up to ten
+	// times inside one call, turning "offline" into a long hang; the
+	// kubelet's own loops retry anyway.
 	body, _ := json.Marshal(s)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
