@@ -67,6 +67,17 @@ clean-cache: ## remove the test-env cache (next make test-env rebuilds from scra
 # amd64 arm64 (default: the host's); another arch is cross-built.
 INSTALL_PKG_ARCH ?= $(or $(ARCH),$(shell $(GO) env GOHOSTARCH))
 
+# Our container images (docs/images.md): OCI image tarballs with a multi-arch
+# index, named the way addon names them (manifests.DefaultImageRepository,
+# --edge-version defaulting to edgeadm's own version).
+IMAGE_REPOSITORY ?= docker.io/superedge
+EDGE_VERSION     ?= $(VERSION)
+IMAGES_ARCH      ?= amd64 arm64
+
+.PHONY: images
+images: ## _output/images/{edge-controller,edge-coredns}.tar for IMAGES_ARCH; IMAGE_REPOSITORY=, EDGE_VERSION=
+	IMAGE_REPOSITORY='$(IMAGE_REPOSITORY)' EDGE_VERSION='$(EDGE_VERSION)' LDFLAGS='$(LDFLAGS)' scripts/images.sh $(IMAGES_ARCH)
+
 .PHONY: install-pkg
 install-pkg: ## _output/install-pkg/kube-linux-<arch>-v<k8s>.tar.gz (+ .sha256); ARCH=arm64 or ARCH="amd64 arm64"
 	scripts/install-pkg.sh build $(INSTALL_PKG_ARCH)

@@ -32,6 +32,15 @@ const (
 	EdgeNodeLabelValue = "enable"
 )
 
+// EdgeCoreDNSConfigMap (in Namespace) holds edge coredns's Corefile and, under
+// EdgeCoreDNSListenKey, where it answers; join reads it with the bootstrap
+// token to point an edge node's clusterDNS there (docs/addon.md).
+const (
+	EdgeCoreDNSConfigMap  = "edge-coredns"
+	EdgeCoreDNSListenKey  = "listen"
+	EdgeCoreDNSListenNode = "node-ip" // the node's own IP, port 53
+)
+
 // Image defaults. DefaultImageRepository is where the project publishes the
 // edge component images; air-gapped users pass --image-repository.
 const DefaultImageRepository = "docker.io/superedge"
@@ -43,11 +52,11 @@ var Templates = []string{
 	"templates/20-edge-controller-rbac.yaml",
 	"templates/30-edge-controller.yaml",
 	"templates/40-edgehub-config.yaml",
+	"templates/55-edge-coredns.yaml",
 	// Slot for later issues, in this order:
 	//   "templates/50-tunnel.yaml"      the cloud-edge tunnel (Konnectivity
 	//                                   server config and agents; see
 	//                                   shared/design/tunnel.md)
-	//   "templates/60-edge-coredns.yaml" CoreDNS for edge nodes
 	// Add the file under templates/ and its name here; nothing else changes.
 }
 

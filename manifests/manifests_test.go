@@ -35,6 +35,10 @@ func TestRenderEveryObject(t *testing.T) {
 		{"RoleBinding", "edge-controller-leader-election"}, {"Deployment", "edge-controller"},
 		{"Role", "edgeadm:edge-controller"}, {"RoleBinding", "edgeadm:edge-controller"},
 		{"ConfigMap", "edgehub-config"},
+		{"ServiceAccount", "edge-coredns"}, {"ClusterRole", "edgeadm:edge-coredns"},
+		{"ClusterRoleBinding", "edgeadm:edge-coredns"}, {"ConfigMap", "edge-coredns"},
+		{"Role", "edgeadm:edge-coredns-config"}, {"RoleBinding", "edgeadm:edge-coredns-config"},
+		{"DaemonSet", "edge-coredns"},
 	} {
 		if find(objs, want.kind, want.name) == nil {
 			t.Errorf("no %s %s", want.kind, want.name)
@@ -103,5 +107,62 @@ func TestRenderRejectsMissingValues(t *testing.T) {
 	// A typo in a template's field name must fail, not render "<no value>".
 	if _, err := Render(Values{}); err != nil {
 		t.Fatalf("zero values (defaults filled) should render: %v", err)
+	}
+}
+
+func TestEdgeCoreDNS(t *testing.T) {
+	objs := render(t)
+	ds := find(objs, "DaemonSet", "edge-coredns")
+	spec, _, _ := unstructured.NestedMap(ds.Object, "spec", "template", "spec")
+	if spec["hostNetwork"] != true || spec["dnsPolicy"] != "Default" {
+		t.Errorf("hostNetwork %v, dnsPolicy %v: edge coredns answers on the node's IP and forwards to the node's resolver", spec["hostNetwork"], spec["dnsPolicy"])
+	}
+	if sel, _, _ := unstructured.NestedStringMap(spec, "nodeSelector"); len(sel) != 1 || sel[EdgeNodeLabel] != EdgeNodeLabelValue {
+		t.Errorf("nodeSelector = %v, want only edge nodes", sel)
+	}
+	c := spec["containers"].([]any)[0].(map[string]any)
+	if c["image"] != "registry.example/edge/edge-coredns:v1.2.3" {
+		t.Errorf("image = %v", c["image"])
+	}
+	env, _, _ := unstructured.NestedSlice(c, "env")
+	if fp, _, _ := unstructured.NestedString(env[0].(map[string]any), "valueFrom", "fieldRef", "fieldPath"); fp != "status.hostIP" {
+		t.Errorf("NODE_IP from %q, want status.hostIP", fp)
+	}
+	if add, _, _ := unstructured.NestedStringSlice(c, "securityContext", "capabilities", "add"); strings.Join(add, ",") != "NET_BIND_SERVICE" {
+		t.Errorf("capabilities added: %v, want only NET_BIND_SERVICE", add)
+	}
+
+	cm := find(objs, "ConfigMap", EdgeCoreDNSConfigMap)
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	if data[EdgeCoreDNSListenKey] != EdgeCoreDNSListenNode {
+		t.Errorf("listen = %q", data[EdgeCoreDNSListenKey])
+	}
+	for _, want := range []string{"bind {$NODE_IP}", "kubernetes cluster.local in-addr.arpa ip6.arpa", "kubeconfig /etc/edge-coredns/kubeconfig edge-coredns"} {
+		if !strings.Contains(data["Corefile"], want) {
+			t.Errorf("Corefile lacks %q:\n%s", want, data["Corefile"])
+		}
+	}
+	// Through edgehub, with the pod's own token by path: no secret in the ConfigMap.
+	for _, want := range []string{"server: https://127.0.0.1:10261", "tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token", "certificate-authority: /etc/edgehub/ca.crt"} {
+		if !strings.Contains(data["kubeconfig"], want) {
+			t.Errorf("kubeconfig lacks %q:\n%s", want, data["kubeconfig"])
+		}
+	}
+	if strings.Contains(data["kubeconfig"], "token:") || strings.Contains(data["kubeconfig"], "-data:") {
+		t.Errorf("kubeconfig embeds a credential:\n%s", data["kubeconfig"])
+	}
+
+	// Least privilege: list and watch of what the kubernetes plugin reads.
+	cr := find(objs, "ClusterRole", "edgeadm:edge-coredns")
+	rules, _, _ := unstructured.NestedSlice(cr.Object, "rules")
+	var got []string
+	for _, r := range rules {
+		rm := r.(map[string]any)
+		res, _, _ := unstructured.NestedStringSlice(rm, "resources")
+		verbs, _, _ := unstructured.NestedStringSlice(rm, "verbs")
+		got = append(got, strings.Join(res, "+")+":"+strings.Join(verbs, "+"))
+	}
+	if strings.Join(got, " ") != "services+namespaces:list+watch endpointslices:list+watch" {
+		t.Errorf("edge coredns rules = %v", got)
 	}
 }

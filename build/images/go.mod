@@ -1,0 +1,13 @@
+// The image builder of `make images` (scripts/images.sh, docs/images.md); its own
+// module so go-containerregistry stays out of edgeadm's go.mod.
+module github.com/edgeadm/edgeadm/build/images
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
