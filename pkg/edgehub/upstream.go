@@ -117,7 +117,7 @@ func (b *Balancer) report(u *url.URL, ok, probe bool) {
 			b.log.V(1).Info("upstream endpoint down", "endpoint", e.url.String())
 		}
 	}
-	b.updateLocked()
+	b.updateLocked(false)
 }
 
 func (b *Balancer) find(u *url.URL) *endpoint {
@@ -130,8 +130,8 @@ func (b *Balancer) find(u *url.URL) *endpoint {
 }
 
 // updateLocked picks the active endpoint and logs a change of the online
-// state once, not per request.
-func (b *Balancer) updateLocked() {
+// state once, not per request. The initial decision is no transition.
+func (b *Balancer) updateLocked(initial bool) {
 	for _, e := range b.endpoints {
 		b.metrics.setEndpointUp(e.url.String(), e.up)
 	}
@@ -156,10 +156,12 @@ func (b *Balancer) updateLocked() {
 		return
 	}
 	now := b.now()
-	if online {
+	switch {
+	case initial:
+	case online:
 		b.log.Info("edgehub: back online", "upstream", b.active.url.String(), "offlineFor", now.Sub(b.since).Round(time.Millisecond).String())
 		b.metrics.Transitions.WithLabelValues("online").Inc()
-	} else {
+	default:
 		b.log.Info("edgehub: upstream unreachable, serving from cache", "since", now.UTC().Format(time.RFC3339))
 		b.metrics.Transitions.WithLabelValues("offline").Inc()
 	}
@@ -203,7 +205,7 @@ func (b *Balancer) SetLearned(urls []*url.URL) {
 	if b.active != nil && b.find(b.active.url) == nil {
 		b.active = nil
 	}
-	b.updateLocked()
+	b.updateLocked(false)
 }
 
 // Probe is one health check of an upstream: nil when it answered.
@@ -258,6 +260,11 @@ func (b *Balancer) probeAll(ctx context.Context, probe Probe, initial bool) {
 		}()
 	}
 	wg.Wait()
+	if initial {
+		b.mu.Lock()
+		b.updateLocked(true)
+		b.mu.Unlock()
+	}
 }
 
 func (b *Balancer) setInitial(u *url.URL, ok bool) {
@@ -271,7 +278,6 @@ func (b *Balancer) setInitial(u *url.URL, ok bool) {
 			e.failures = b.tuning.FailuresToDown
 		}
 	}
-	b.updateLocked()
 }
 
 // httpProbe asks an upstream's /readyz: any answer but a 5xx means the
