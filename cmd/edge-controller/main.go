@@ -58,7 +58,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file; empty: in-cluster configuration")
 	fs.DurationVar(&o.ctrl.GracePeriod, "grace-period", o.ctrl.GracePeriod,
-		"a kubelet Lease older than this means the node is disconnected: its EdgeNode turns NotReady and edge-controller starts reporting for it. Keep it below kube-controller-manager's --node-monitor-grace-period")
+		"a node whose kubelet has not renewed its Lease for this long is disconnected: its EdgeNode says NotReady by then (decided 1s earlier, for the write) and edge-controller reports for it. Keep it above the kubelet's renew interval (10s) plus 1s and below kube-controller-manager's --node-monitor-grace-period")
 	fs.DurationVar(&o.ctrl.MaxDisconnect, "max-disconnect", o.ctrl.MaxDisconnect,
 		"how long after its kubelet's last heartbeat a disconnected node is kept from eviction; then the node lifecycle controller takes its normal course")
 	fs.DurationVar(&o.ctrl.LeaseRenewInterval, "lease-renew-interval", o.ctrl.LeaseRenewInterval, "how often the Lease of a covered node is renewed")

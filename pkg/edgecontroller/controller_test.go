@@ -215,9 +215,9 @@ func TestConnectedNodeGetsEdgeNode(t *testing.T) {
 	if got := w.writes(); len(got) != 0 {
 		t.Errorf("connected node: Node or Lease written: %v", got)
 	}
-	// Look again just after the Lease would go stale.
-	if after <= 0 || after > testOpts.GracePeriod {
-		t.Errorf("requeue after %s, want within the grace period", after)
+	// Look again the moment the Lease goes silent.
+	if want := testOpts.GracePeriod - StatusWriteAllowance - 5*time.Second; after != want {
+		t.Errorf("requeue after %s, want %s", after, want)
 	}
 	// A second sync with nothing changed writes nothing at all.
 	w.sync("e1")
@@ -243,15 +243,15 @@ func TestCoverAndHandBack(t *testing.T) {
 	w := newWorld(t, edgeNode("e1", true), kubeletLease("e1", last))
 	w.sync("e1")
 
-	// Still within the grace period: nothing changes.
-	w.clock.SetTime(last.Add(testOpts.GracePeriod))
+	// Still within the grace period, before the write allowance: nothing changes.
+	w.clock.SetTime(last.Add(testOpts.GracePeriod - StatusWriteAllowance - time.Millisecond))
 	w.sync("e1")
 	if got := w.writes(); len(got) != 0 {
 		t.Fatalf("within the grace period: %v", got)
 	}
 
-	// Past it: disconnected, covered.
-	w.clock.SetTime(last.Add(testOpts.GracePeriod + time.Second))
+	// From the write allowance on: disconnected, covered.
+	w.clock.SetTime(last.Add(testOpts.GracePeriod - StatusWriteAllowance))
 	coverStart := w.clock.Now()
 	w.sync("e1")
 	en := w.edgeNode("e1")

@@ -48,12 +48,22 @@ const (
 	ReasonCovering = "EdgeControllerCovering"
 )
 
+// StatusWriteAllowance is how long before the end of the grace period
+// edge-controller already calls a kubelet silent. The grace period is a
+// promise about the EdgeNode: it says NotReady no later than the kubelet's
+// last Lease renewal plus the grace period. Deciding at exactly that moment
+// would write the status a little after it (the work queue's wake-up, the
+// status write), so the decision is made this much earlier.
+const StatusWriteAllowance = time.Second
+
 // Options are edge-controller's timing policy.
 type Options struct {
-	// GracePeriod: a kubelet Lease older than this means the kubelet is
-	// silent. Keep it below the controller-manager's
-	// --node-monitor-grace-period (50s by default), or the node lifecycle
-	// controller marks the node NotReady first.
+	// GracePeriod: the EdgeNode of a node whose kubelet has not renewed its
+	// Lease for this long says NotReady (decided StatusWriteAllowance
+	// earlier, see there). Keep it above the kubelet's renew interval (10s)
+	// plus StatusWriteAllowance, or a healthy node flaps, and below the
+	// controller-manager's --node-monitor-grace-period (50s by default), or
+	// the node lifecycle controller marks the node NotReady first.
 	GracePeriod time.Duration
 	// MaxDisconnect: how long a silent node is covered, counted from its
 	// kubelet's last heartbeat.
@@ -75,8 +85,8 @@ func DefaultOptions() Options {
 // Validate checks the options make sense together.
 func (o Options) Validate() error {
 	switch {
-	case o.GracePeriod <= 0:
-		return fmt.Errorf("--grace-period must be positive, got %s", o.GracePeriod)
+	case o.GracePeriod <= 2*StatusWriteAllowance:
+		return fmt.Errorf("--grace-period must be longer than %s, got %s", 2*StatusWriteAllowance, o.GracePeriod)
 	case o.MaxDisconnect <= o.GracePeriod:
 		return fmt.Errorf("--max-disconnect (%s) must be longer than --grace-period (%s)", o.MaxDisconnect, o.GracePeriod)
 	case o.LeaseRenewInterval <= 0 || o.LeaseRenewInterval >= o.GracePeriod:
@@ -86,6 +96,10 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// silentAfter is how long a kubelet may go without renewing its Lease before
+// Decide calls it silent: the grace period less StatusWriteAllowance.
+func (o Options) silentAfter() time.Duration { return o.GracePeriod - StatusWriteAllowance }
 
 // Observation is what the cluster holds about one edge node.
 type Observation struct {
@@ -174,13 +188,16 @@ func Decide(o Observation, opts Options) Decision {
 
 	silent := o.Now.Sub(hb.Time)
 	switch {
-	case silent <= opts.GracePeriod && KubeletRenewed(o.Lease):
+	case silent < opts.silentAfter() && KubeletRenewed(o.Lease):
 		d.Phase = PhaseConnected
 		setReady(st, metav1.ConditionTrue, edgev1.ReasonKubeletReporting, "the kubelet renews its Lease", now)
 		st.DisconnectedSince, st.CoveredSince = nil, nil
 		d.Unannotate = annotated
-		d.RequeueAfter = opts.GracePeriod - silent + time.Second
-	case silent <= opts.MaxDisconnect:
+		// Look again at the very moment the Lease goes silent (the
+		// kubelet's renewTime, as the Lease holds it, plus silentAfter):
+		// no margin past it, so NotReady is written within the grace period.
+		d.RequeueAfter = opts.silentAfter() - silent
+	case silent < opts.MaxDisconnect:
 		d.Phase = PhaseCovering
 		if st.DisconnectedSince == nil {
 			st.DisconnectedSince = hb.DeepCopy()
@@ -195,7 +212,7 @@ func Decide(o Observation, opts Options) Decision {
 		d.RenewLease = leaseDue(o.Lease, o.Now, opts.LeaseRenewInterval)
 		d.ReportReady = readyDue(o.Node, o.Now, opts.StatusUpdateInterval)
 		next := opts.LeaseRenewInterval
-		if rest := opts.MaxDisconnect - silent + time.Second; rest < next {
+		if rest := opts.MaxDisconnect - silent; rest < next {
 			next = rest
 		}
 		d.RequeueAfter = next
