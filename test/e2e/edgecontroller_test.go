@@ -1,15 +1,17 @@
 package e2e
 
 import (
-	"bytes"
+	"archive/tar"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,117 +19,288 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/edgeadm/edgeadm/manifests"
 	edgev1 "github.com/edgeadm/edgeadm/pkg/apis/edge/v1alpha1"
 	"github.com/edgeadm/edgeadm/pkg/edgecontroller"
 	"github.com/edgeadm/edgeadm/test/testenv"
 )
 
-// The edge-controller against a real control plane and a real joined edge
-// node. It runs as a process on the build machine with the admin kubeconfig:
-// the cluster has no cloud worker to run its Deployment yet.
+// The edge-controller against a real control plane, a real edge node joined
+// with `edgeadm join` and a real cloud worker (a plain kubelet, no edge
+// label). edge-controller runs as the Deployment addon made, from the image
+// `make images` built, loaded into the cloud worker.
 
 const (
-	ecGrace = 10 * time.Second
-	// The pod's unreachable/not-ready toleration: the outage below lasts
+	// ecGrace is above the kubelet's Lease renew interval (10s) plus
+	// edgecontroller.StatusWriteAllowance, so a healthy node never looks silent.
+	ecGrace = 15 * time.Second
+	// The pod's unreachable/not-ready toleration: the first outage lasts
 	// longer than the controller-manager's node-monitor grace period (50s)
 	// plus this, so without cover the pod would be evicted.
 	ecToleration = 20 * time.Second
 	// kube-controller-manager's default --node-monitor-grace-period in 1.37.
 	nodeMonitorGrace = 50 * time.Second
+	// --max-disconnect of the first outage (never reached) and of the second.
+	ecLongMaxDisconnect  = 10 * time.Minute
+	ecShortMaxDisconnect = 25 * time.Second
+	// ecRolloutTimeout bounds a rollout of edge-controller's Deployment until
+	// the new pod leads.
+	ecRolloutTimeout = 3 * time.Minute
 )
 
-var (
-	ecBuildOnce sync.Once
-	ecBin       string
-	ecBuildErr  error
-)
-
-func edgeControllerBin(t *testing.T) string {
+// edgeControllerImage is the image tarball `make images` writes, or the one
+// $EDGEADM_EDGE_CONTROLLER_IMAGE names.
+func edgeControllerImage(t *testing.T) string {
 	t.Helper()
-	ecBuildOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-		defer cancel()
-		ecBin = filepath.Join(binDir, "edge-controller")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", ecBin, "github.com/edgeadm/edgeadm/cmd/edge-controller")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			ecBuildErr = fmt.Errorf("go build edge-controller: %w\n%s", err, out)
-		}
-	})
-	if ecBuildErr != nil {
-		t.Fatal(ecBuildErr)
+	if p := os.Getenv("EDGEADM_EDGE_CONTROLLER_IMAGE"); p != "" {
+		return p
 	}
-	return ecBin
-}
-
-// ecProc is one edge-controller process started by the test.
-type ecProc struct {
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan struct{}
-}
-
-func startEdgeController(t *testing.T, c *testenv.Cluster, maxDisconnect time.Duration) *ecProc {
-	t.Helper()
-	var log bytes.Buffer
-	cmd := exec.Command(edgeControllerBin(t), "--kubeconfig", c.AdminKubeconfig,
-		"--grace-period", ecGrace.String(), "--max-disconnect", maxDisconnect.String(),
-		"--lease-renew-interval", "2s", "--status-update-interval", "5s",
-		"--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s", "-v", "1")
-	w := &lockedWriter{b: &log}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	_, self, _, _ := goruntime.Caller(0)
+	p := filepath.Join(filepath.Dir(self), "..", "..", "_output", "images", "edge-controller.tar")
+	if _, err := os.Stat(p); err != nil {
+		testenv.SkipOrFail(t, "the edge-controller image is not built: run \"make images\", or name a tarball with $EDGEADM_EDGE_CONTROLLER_IMAGE")
 	}
-	p := &ecProc{cmd: cmd, log: &log, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			w.mu.Lock()
-			t.Logf("edge-controller (pid %d) log:\n%s", cmd.Process.Pid, tail(log.String(), 60))
-			w.mu.Unlock()
-		}
-	})
 	return p
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
+// imageRef is the name `ctr images import` gives the image in an OCI layout
+// tarball: its index's io.containerd.image.name annotation.
+func imageRef(t *testing.T, tarball string) string {
+	t.Helper()
+	f, err := os.Open(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", tarball, err)
+		}
+		if strings.TrimPrefix(hdr.Name, "./") != "index.json" {
+			continue
+		}
+		var idx struct {
+			Manifests []struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"manifests"`
+		}
+		if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+			t.Fatalf("%s: index.json: %v", tarball, err)
+		}
+		for _, m := range idx.Manifests {
+			if ref := m.Annotations["io.containerd.image.name"]; ref != "" {
+				return ref
+			}
+		}
+	}
+	t.Fatalf("%s: no index.json naming the image (io.containerd.image.name)", tarball)
+	return ""
 }
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+// ecDeployment is edge-controller's Deployment, as addon made it, running on
+// the cloud worker.
+type ecDeployment struct {
+	c      *testenv.Cluster
+	worker string
+	args   []string
+	leader *corev1.Pod
+	seen   map[types.UID]string // every edge-controller pod seen: its node
 }
 
-// kill ends this process (by its PID) and waits for it, bounded.
-func (p *ecProc) kill() {
-	select {
-	case <-p.done:
+// deployEdgeController loads the image into the cloud worker and runs addon
+// again with the image's repository and version, so the Deployment addon
+// makes names exactly that image.
+func deployEdgeController(t *testing.T, c *testenv.Cluster, worker *testenv.EdgeHost) *ecDeployment {
+	t.Helper()
+	tarball := edgeControllerImage(t)
+	ref := imageRef(t, tarball)
+	name, version, ok := strings.Cut(ref[strings.LastIndexByte(ref, '/')+1:], ":")
+	if !ok || name != "edge-controller" {
+		t.Fatalf("image %s: want <repository>/edge-controller:<version>", ref)
+	}
+	repo := ref[:strings.LastIndexByte(ref, '/')]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := worker.ImportImage(ctx, tarball); err != nil {
+		t.Fatal(err)
+	}
+	if r := RunEdgeadm(t, addonArgs(c, c.AdminKubeconfig, "--image-repository", repo, "--edge-version", version)...); r.Code != 0 {
+		t.Fatalf("addon with the built image: exit %d\n%s", r.Code, r.Stderr)
+	}
+	dep, err := c.Client.AppsV1().Deployments(manifests.Namespace).Get(ctx, "edge-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	if ctr.Image != ref {
+		t.Fatalf("addon's Deployment runs %s, want the built %s", ctr.Image, ref)
+	}
+	d := &ecDeployment{c: c, worker: worker.Name, args: ctr.Args, seen: map[types.UID]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			d.logs(t)
+		}
+	})
+	return d
+}
+
+// run sets the test's timing flags and maxDisconnect on the Deployment and
+// waits until a pod of the new template runs on the cloud worker and leads.
+func (d *ecDeployment) run(t *testing.T, maxDisconnect time.Duration) {
+	t.Helper()
+	args := append(append([]string(nil), d.args...),
+		"--grace-period="+ecGrace.String(), "--max-disconnect="+maxDisconnect.String(),
+		"--lease-renew-interval=2s", "--status-update-interval=5s",
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=1s", "-v=1")
+	patch, _ := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": args}})
+	ctx := context.Background()
+	if _, err := d.c.Client.AppsV1().Deployments(manifests.Namespace).Patch(ctx, "edge-controller", types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLeader(t, "", "--max-disconnect="+maxDisconnect.String())
+}
+
+// kill deletes the leading pod at once (no grace): the ReplicaSet makes a
+// new one, which must take over.
+func (d *ecDeployment) kill(t *testing.T) {
+	t.Helper()
+	old := d.leader
+	zero := int64(0)
+	if err := d.c.Client.CoreV1().Pods(old.Namespace).Delete(context.Background(), old.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLeader(t, old.Name, "")
+}
+
+// waitLeader waits until a running edge-controller pod other than notPod,
+// whose args include arg, holds the leader Lease; every pod seen must be on
+// the cloud worker.
+func (d *ecDeployment) waitLeader(t *testing.T, notPod, arg string) {
+	t.Helper()
+	ctx := context.Background()
+	var why string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, ecRolloutTimeout, true, func(ctx context.Context) (bool, error) {
+		pods, err := d.c.Client.CoreV1().Pods(manifests.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=edge-controller"})
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		lease, err := d.c.Client.CoordinationV1().Leases(manifests.Namespace).Get(ctx, "edge-controller", metav1.GetOptions{})
+		holder := ""
+		if err == nil && lease.Spec.HolderIdentity != nil {
+			holder = *lease.Spec.HolderIdentity
+		}
+		why = fmt.Sprintf("leader %q; pods:", holder)
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.Spec.NodeName != "" {
+				d.seen[p.UID] = p.Spec.NodeName
+				if p.Spec.NodeName != d.worker {
+					t.Fatalf("edge-controller pod %s scheduled on %s, not the cloud worker %s", p.Name, p.Spec.NodeName, d.worker)
+				}
+			}
+			why += fmt.Sprintf(" %s(%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName)
+			if p.Name == notPod || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning ||
+				(arg != "" && !containsString(p.Spec.Containers[0].Args, arg)) {
+				continue
+			}
+			// The leader's identity is its hostname (the pod's name) and PID.
+			if strings.HasPrefix(holder, p.Name+"_") {
+				d.leader = p.DeepCopy()
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no edge-controller pod leads within %s: %s", ecRolloutTimeout, why)
+	}
+	t.Logf("edge-controller pod %s leads on %s", d.leader.Name, d.leader.Spec.NodeName)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// logs prints the end of every edge-controller pod's log.
+func (d *ecDeployment) logs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods, err := d.c.Client.CoreV1().Pods(manifests.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=edge-controller"})
+	if err != nil {
+		t.Logf("edge-controller pods: %v", err)
 		return
-	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
+	lines := int64(60)
+	for _, p := range pods.Items {
+		out, err := d.c.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: &lines}).DoRaw(ctx)
+		t.Logf("edge-controller pod %s (%s on %s) log (%v):\n%s", p.Name, p.Status.Phase, p.Spec.NodeName, err, out)
 	}
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+// kubeletRenewals follows a node's Lease and keeps the last renewTime the
+// kubelet (not edge-controller) wrote, to microseconds.
+type kubeletRenewals struct {
+	mu   sync.Mutex
+	last time.Time
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func followKubeletRenewals(t *testing.T, client kubernetes.Interface, node string) *kubeletRenewals {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &kubeletRenewals{stop: cancel, done: make(chan struct{})}
+	// A kubelet renewal stays in the Lease for at least the grace period less
+	// the write allowance (14s here) before edge-controller overwrites it:
+	// polling every 100ms sees each one.
+	poll := func(ctx context.Context) {
+		l, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+		if err != nil || !edgecontroller.KubeletRenewed(l) {
+			return
+		}
+		r.mu.Lock()
+		if l.Spec.RenewTime.Time.After(r.last) {
+			r.last = l.Spec.RenewTime.Time
+		}
+		r.mu.Unlock()
 	}
-	return strings.Join(lines, "\n")
+	poll(ctx)
+	if r.lastRenewal().IsZero() {
+		t.Fatalf("node %s: no kubelet renewal of its Lease to follow", node)
+	}
+	go func() {
+		defer close(r.done)
+		wait.UntilWithContext(ctx, poll, 100*time.Millisecond)
+	}()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *kubeletRenewals) lastRenewal() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+func (r *kubeletRenewals) close() {
+	r.stop()
+	<-r.done
 }
 
 func getEdgeNode(ctx context.Context, dyn dynamic.Interface, name string) (*edgev1.EdgeNode, error) {
@@ -148,22 +321,24 @@ func enReady(en *edgev1.EdgeNode) metav1.Condition {
 	return metav1.Condition{}
 }
 
-// waitEdgeNode polls the EdgeNode until cond holds, bounded.
-func waitEdgeNode(t *testing.T, dyn dynamic.Interface, name string, timeout time.Duration, what string, cond func(*edgev1.EdgeNode) bool) *edgev1.EdgeNode {
+// waitEdgeNode polls the EdgeNode every 100ms until cond holds, bounded,
+// and returns it with the time cond was first seen to hold.
+func waitEdgeNode(t *testing.T, dyn dynamic.Interface, name string, timeout time.Duration, what string, cond func(*edgev1.EdgeNode) bool) (*edgev1.EdgeNode, time.Time) {
 	t.Helper()
 	var last *edgev1.EdgeNode
-	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	var at time.Time
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		en, err := getEdgeNode(ctx, dyn, name)
 		if err != nil {
 			return false, nil
 		}
-		last = en
+		last, at = en, time.Now()
 		return cond(en), nil
 	})
 	if err != nil {
 		t.Fatalf("EdgeNode %s: not %s within %s (last: %+v)", name, what, timeout, last)
 	}
-	return last
+	return last, at
 }
 
 func nodeReadyCond(n *corev1.Node) corev1.NodeCondition {
@@ -179,6 +354,15 @@ func covered(n *corev1.Node) bool {
 	c := nodeReadyCond(n)
 	return n.Annotations[edgecontroller.CoveredByAnnotation] == edgecontroller.Identity &&
 		c.Status == corev1.ConditionTrue && c.Reason == edgecontroller.ReasonCovering
+}
+
+func unreachableNoExecute(n *corev1.Node) bool {
+	for _, taint := range n.Spec.Taints {
+		if taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
 }
 
 // runTolerantPod runs a pause pod on node that tolerates an unreachable or
@@ -232,14 +416,21 @@ func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	ctx := context.Background()
 	nodes := c.Client.CoreV1().Nodes()
 
-	// A node without the edge label: never an EdgeNode, never covered.
-	cloud := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cloud-worker"}}
-	if _, err := nodes.Create(ctx, cloud, metav1.CreateOptions{}); err != nil {
+	// The cloud worker: a real node without the edge label. It runs
+	// edge-controller, is never an EdgeNode, never covered; and with one
+	// Ready node the node lifecycle controller is not in its "all nodes
+	// down" mode, in which it evicts nothing.
+	worker := newEdgeHost(t, c, "cloud-worker")
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	if err := testenv.JoinCloudWorker(wctx, c, worker); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	cancel()
 
-	ctl := startEdgeController(t, c, 10*time.Minute)
-	en := waitEdgeNode(t, dyn, h.Name, time.Minute, "Ready", func(en *edgev1.EdgeNode) bool {
+	ctl := deployEdgeController(t, c, worker)
+	ctl.run(t, ecLongMaxDisconnect)
+	en, _ := waitEdgeNode(t, dyn, h.Name, time.Minute, "Ready", func(en *edgev1.EdgeNode) bool {
 		r := enReady(en)
 		return r.Status == metav1.ConditionTrue && r.Reason == edgev1.ReasonKubeletReporting && en.Status.LastHeartbeatTime != nil
 	})
@@ -251,42 +442,53 @@ func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	}
 	pod := runTolerantPod(t, c.Client, h.Name, e.pauseRef)
 
-	// Cut the link: the EdgeNode says NotReady within the grace period; the
-	// Node stays Ready, visibly spoken for.
+	// Cut the link: the EdgeNode says NotReady within the grace period,
+	// counted from the kubelet's last Lease renewal; the Node stays Ready,
+	// visibly spoken for.
+	renewals := followKubeletRenewals(t, c.Client, h.Name)
 	if err := h.Link().Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	en = waitEdgeNode(t, dyn, h.Name, ecGrace+5*time.Second, "NodeDisconnected", func(en *edgev1.EdgeNode) bool {
+	en, notReadyAt := waitEdgeNode(t, dyn, h.Name, ecGrace+5*time.Second, "NodeDisconnected", func(en *edgev1.EdgeNode) bool {
 		r := enReady(en)
 		return r.Status == metav1.ConditionFalse && r.Reason == edgev1.ReasonNodeDisconnected && en.Status.CoveredSince != nil
 	})
-	t.Logf("EdgeNode NotReady %s after the cut", time.Since(cut).Round(time.Millisecond))
-	if en.Status.DisconnectedSince == nil || en.Status.DisconnectedSince.Time.After(cut) {
-		t.Errorf("disconnectedSince = %v, cut at %v", en.Status.DisconnectedSince, cut)
+	renewals.close()
+	lastRenewal := renewals.lastRenewal()
+	t.Logf("EdgeNode NotReady %s after the kubelet's last Lease renewal (grace %s; %s after the cut)",
+		notReadyAt.Sub(lastRenewal).Round(time.Millisecond), ecGrace, notReadyAt.Sub(cut).Round(time.Millisecond))
+	if notReadyAt.Sub(lastRenewal) > ecGrace {
+		t.Errorf("EdgeNode NotReady %s after the kubelet's last renewal at %s: past the grace period %s",
+			notReadyAt.Sub(lastRenewal), lastRenewal.Format(time.RFC3339Nano), ecGrace)
+	}
+	if lastRenewal.After(cut) {
+		t.Errorf("a kubelet renewal at %s, after the cut at %s", lastRenewal, cut)
+	}
+	if en.Status.DisconnectedSince == nil || en.Status.DisconnectedSince.Time.After(lastRenewal) {
+		t.Errorf("disconnectedSince = %v, last kubelet renewal %v", en.Status.DisconnectedSince, lastRenewal)
 	}
 	coveredSince := en.Status.CoveredSince.DeepCopy()
 	watchNode(t, c.Client, h.Name, 15*time.Second, covered)
 
-	// Kill the controller mid-outage; a new one picks up the same state and
-	// keeps covering.
-	ctl.kill()
-	restarted := time.Now()
-	ctl = startEdgeController(t, c, 10*time.Minute)
+	// Kill the controller mid-outage: its pod is deleted at once, the new
+	// pod picks up the same state and keeps covering.
+	killed := time.Now()
+	ctl.kill(t)
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		l, err := c.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, h.Name, metav1.GetOptions{})
-		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restarted) && !edgecontroller.KubeletRenewed(l), nil
+		l, err := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, h.Name, metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed) && !edgecontroller.KubeletRenewed(l), nil
 	})
 	if err != nil {
-		t.Fatalf("the restarted controller does not renew the node's Lease: %v", err)
+		t.Fatalf("the new edge-controller pod does not renew the node's Lease: %v", err)
 	}
 	if en, err := getEdgeNode(ctx, dyn, h.Name); err != nil || !en.Status.CoveredSince.Equal(coveredSince) || enReady(en).Reason != edgev1.ReasonNodeDisconnected {
-		t.Errorf("after a restart: %+v (%v), coveredSince was %v", en, err, coveredSince)
+		t.Errorf("after the controller's pod was replaced: %+v (%v), coveredSince was %v", en, err, coveredSince)
 	}
 
 	// Hold the outage past the node monitor's grace period plus the pod's
 	// toleration: the Node stays Ready, untainted, and the pod stays bound.
-	hold := cut.Add(nodeMonitorGrace + ecToleration + 10*time.Second)
+	hold := lastRenewal.Add(nodeMonitorGrace + ecToleration + 10*time.Second)
 	for time.Now().Before(hold) {
 		pctx, cancel := context.WithDeadline(ctx, hold)
 		_ = wait.PollUntilContextCancel(pctx, time.Second, true, func(ctx context.Context) (bool, error) {
@@ -324,33 +526,56 @@ func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	t.Logf("EdgeNode Ready %s after the link came back", time.Since(restored).Round(time.Millisecond))
 	watchNode(t, c.Client, h.Name, 15*time.Second, func(n *corev1.Node) bool {
 		_, annotated := n.Annotations[edgecontroller.CoveredByAnnotation]
-		return !annotated
+		return !annotated && nodeReadyCond(n).Reason != edgecontroller.ReasonCovering
 	})
 
-	// Past --max-disconnect the controller stops covering and the node
-	// lifecycle controller marks the Node NotReady.
-	ctl.kill()
-	const maxDisconnect = 20 * time.Second
-	startEdgeController(t, c, maxDisconnect)
+	// Past --max-disconnect the controller stops covering: the node
+	// lifecycle controller taints the Node unreachable:NoExecute and the pod,
+	// which tolerates that for ecToleration only, is evicted.
+	ctl.run(t, ecShortMaxDisconnect)
+	renewals = followKubeletRenewals(t, c.Client, h.Name)
 	if err := h.Link().Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cut = time.Now()
-	waitEdgeNode(t, dyn, h.Name, maxDisconnect+15*time.Second, "MaxDisconnectExceeded", func(en *edgev1.EdgeNode) bool {
+	waitEdgeNode(t, dyn, h.Name, ecShortMaxDisconnect+15*time.Second, "MaxDisconnectExceeded", func(en *edgev1.EdgeNode) bool {
 		return enReady(en).Reason == edgev1.ReasonMaxDisconnectExceeded
 	})
-	watchNode(t, c.Client, h.Name, nodeMonitorGrace+30*time.Second, func(n *corev1.Node) bool {
-		_, annotated := n.Annotations[edgecontroller.CoveredByAnnotation]
-		return !annotated && nodeReadyCond(n).Status != corev1.ConditionTrue
-	})
-	t.Logf("Node NotReady %s after the second cut (max-disconnect %s)", time.Since(cut).Round(time.Second), maxDisconnect)
-
-	// The non-edge node was never looked at.
-	if _, err := getEdgeNode(ctx, dyn, "cloud-worker"); !apierrors.IsNotFound(err) {
-		t.Errorf("EdgeNode for the non-edge node: %v", err)
+	renewals.close()
+	expired := renewals.lastRenewal().Add(ecShortMaxDisconnect)
+	n := watchNode(t, c.Client, h.Name, nodeMonitorGrace+time.Minute, unreachableNoExecute)
+	tainted := time.Now()
+	if _, annotated := n.Annotations[edgecontroller.CoveredByAnnotation]; annotated || nodeReadyCond(n).Status == corev1.ConditionTrue {
+		t.Errorf("tainted Node still covered: Ready %+v, annotations %v", nodeReadyCond(n), n.Annotations)
 	}
-	if n, err := nodes.Get(ctx, "cloud-worker", metav1.GetOptions{}); err != nil || n.Annotations[edgecontroller.CoveredByAnnotation] != "" {
-		t.Errorf("non-edge node: %v %v", err, n.Annotations)
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, ecToleration+time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := c.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) || (err == nil && p.DeletionTimestamp != nil), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s not evicted within %s of the unreachable taint", pod.Name, ecToleration+time.Minute)
+	}
+	evicted := time.Now()
+	t.Logf("max-disconnect %s ended %s after the second cut; after it: Node tainted unreachable:NoExecute in %s, pod evicted in %s",
+		ecShortMaxDisconnect, expired.Sub(cut).Round(time.Millisecond), tainted.Sub(expired).Round(time.Second), evicted.Sub(expired).Round(time.Second))
+	if l, err := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, h.Name, metav1.GetOptions{}); err != nil || !l.Spec.RenewTime.Time.Before(expired) {
+		t.Errorf("node Lease renewed after max-disconnect ended at %s: %+v (%v)", expired, l, err)
+	}
+
+	// The cloud worker was never looked at.
+	if _, err := getEdgeNode(ctx, dyn, worker.Name); !apierrors.IsNotFound(err) {
+		t.Errorf("EdgeNode for the cloud worker: %v", err)
+	}
+	if n, err := nodes.Get(ctx, worker.Name, metav1.GetOptions{}); err != nil || n.Annotations[edgecontroller.CoveredByAnnotation] != "" || n.Labels[manifests.EdgeNodeLabel] != "" {
+		t.Errorf("cloud worker: %v annotations %v labels %v", err, n.Annotations, n.Labels)
+	}
+	if l, err := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, worker.Name, metav1.GetOptions{}); err != nil || l.Annotations[edgecontroller.RenewedAnnotation] != "" {
+		t.Errorf("cloud worker's Lease: %v annotations %v", err, l.Annotations)
+	}
+	for uid, node := range ctl.seen {
+		if node != worker.Name {
+			t.Errorf("edge-controller pod %s ran on %s", uid, node)
+		}
 	}
 
 	// Node deleted: EdgeNode gone.

@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,63 +9,14 @@ import (
 	"time"
 
 	certsv1 "k8s.io/api/certificates/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	watchtools "k8s.io/client-go/tools/watch"
-	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
-	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	nodephase "k8s.io/kubernetes/cmd/kubeadm/app/phases/bootstraptoken/node"
 )
 
 // The kubelet proof: a real kubelet 1.37 in an edge host joins a real control
 // plane by TLS bootstrap with a bootstrap token, the controller-manager
 // approves and signs its CSR, and the Node goes Ready.
-
-// bootstrapGroup is the group kubeadm gives its default node tokens.
-const bootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
-
-// kubeletConfig is the edge node's KubeletConfiguration: failCgroupV1 false
-// because the host is cgroup v1, cgroupDriver systemd as on an edge box with
-// systemd (edgehost_cgroup.go), and protectKernelDefaults so that a kubelet
-// never retunes the kernel it shares with the build machine (edgehost_sysctl.go).
-const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: systemd
-failCgroupV1: false
-protectKernelDefaults: true
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-clusterDNS: [%[1]s]
-clusterDomain: %[2]s
-resolvConf: /etc/resolv.conf
-staticPodPath: /etc/kubernetes/manifests
-rotateCertificates: true
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: /etc/kubernetes/pki/ca.crt}
-authorization: {mode: Webhook}
-`
-
-const kubeletUnit = `[Unit]
-Description=kubelet (edgeadm test environment)
-Wants=containerd.service
-After=containerd.service
-
-[Service]
-ExecStart=/usr/local/bin/kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml --node-ip=%[1]s
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-`
 
 func TestEdgeHostKubeletJoinsByTLSBootstrap(t *testing.T) {
 	paths := edgePaths(t, append(append([]string{}, runtimeBinaries...), "kube-apiserver")...)
@@ -93,46 +42,14 @@ func TestEdgeHostKubeletJoinsByTLSBootstrap(t *testing.T) {
 
 	// The edge host dials kubernetes.default, a name the serving certificate
 	// has, at the control plane's public address.
-	if err := h.AddHosts(c.Net.CloudIP, "kubernetes.default"); err != nil {
-		t.Fatal(err)
-	}
-	ca, err := os.ReadFile(c.CACertPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(c.PublicEndpoint(), ":")
-	bootstrap, err := clientcmd.Write(clientcmdapi.Config{
-		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: "https://kubernetes.default:" + port, CertificateAuthorityData: ca}},
-		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"tls-bootstrap": {Token: token}},
-		Contexts:       map[string]*clientcmdapi.Context{"tls-bootstrap": {Cluster: "cluster", AuthInfo: "tls-bootstrap"}},
-		CurrentContext: "tls-bootstrap",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{
-		{"/etc/kubernetes/bootstrap-kubelet.conf", bootstrap, 0o600},
-		{"/etc/kubernetes/pki/ca.crt", ca, 0o644},
-		{"/var/lib/kubelet/config.yaml", []byte(fmt.Sprintf(kubeletConfig, clusterDNS(t, c.Options.ServiceCIDR), c.Options.DNSDomain)), 0o644},
-		{"/etc/systemd/system/kubelet.service", []byte(fmt.Sprintf(kubeletUnit, h.IP())), 0o644},
-	}
-	for _, f := range files {
-		if err := h.WriteFile(f.path, f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := h.Exec(ctx, "mkdir", "-p", "/etc/kubernetes/manifests"); err != nil {
+	if err := WriteKubeletBootstrap(ctx, c, h, token); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	if _, _, err := h.Exec(ctx, "systemctl", "enable", "--now", "kubelet.service"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitNodeReady(ctx, c.Client, h.Name, 2*time.Minute); err != nil {
+	if err := WaitNodeReady(ctx, c.Client, h.Name, 2*time.Minute); err != nil {
 		journal, _, _ := h.Exec(ctx, "journalctl", "-u", "kubelet", "--no-pager", "-n", "60")
 		t.Fatalf("node %s: %v\nkubelet journal:\n%s", h.Name, err, journal)
 	}
@@ -174,68 +91,9 @@ func TestEdgeHostKubeletJoinsByTLSBootstrap(t *testing.T) {
 // returns the token.
 func createBootstrapToken(ctx context.Context, t *testing.T, client kubernetes.Interface) string {
 	t.Helper()
-	token, err := bootstraputil.GenerateBootstrapToken()
+	token, err := NewBootstrapToken(ctx, client, time.Hour)
 	if err != nil {
-		t.Fatal(err)
-	}
-	id, secret, _ := strings.Cut(token, ".")
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(id), Namespace: metav1.NamespaceSystem},
-		Type:       bootstrapapi.SecretTypeBootstrapToken,
-		StringData: map[string]string{
-			bootstrapapi.BootstrapTokenIDKey:               id,
-			bootstrapapi.BootstrapTokenSecretKey:           secret,
-			bootstrapapi.BootstrapTokenExpirationKey:       time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
-			bootstrapapi.BootstrapTokenUsageAuthentication: "true",
-			bootstrapapi.BootstrapTokenUsageSigningKey:     "true",
-			bootstrapapi.BootstrapTokenExtraGroupsKey:      bootstrapGroup,
-		},
-	}
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, s, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return token
-}
-
-// clusterDNS is the tenth address of the service CIDR, kubeadm's choice.
-func clusterDNS(t *testing.T, serviceCIDR string) string {
-	t.Helper()
-	a := netip.MustParsePrefix(serviceCIDR).Masked().Addr()
-	for range 10 {
-		a = a.Next()
-	}
-	return a.String()
-}
-
-// waitNodeReady watches the Node until its Ready condition is True, bounded.
-func waitNodeReady(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return client.CoreV1().Nodes().List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return client.CoreV1().Nodes().Watch(ctx, o)
-		},
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(e watch.Event) (bool, error) {
-		node, ok := e.Object.(*corev1.Node)
-		if !ok {
-			return false, nil
-		}
-		for _, cond := range node.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("not Ready within %s: %w", timeout, err)
-	}
-	return nil
 }
