@@ -117,27 +117,22 @@ type ecDeployment struct {
 	seen   map[types.UID]string // every edge-controller pod seen: its node
 }
 
-// deployEdgeController loads the image into the cloud worker and runs addon
-// again with the image's repository and version, so the Deployment addon
-// makes names exactly that image.
-func deployEdgeController(t *testing.T, c *testenv.Cluster, worker *testenv.EdgeHost) *ecDeployment {
+// deployEdgeController runs addon again with the repository and version of
+// the built image, so the Deployment addon makes names exactly that image;
+// the cloud worker is joined after it with the image loaded.
+func deployEdgeController(t *testing.T, c *testenv.Cluster) (*ecDeployment, string) {
 	t.Helper()
 	tarball := edgeControllerImage(t)
 	ref := imageRef(t, tarball)
-	name, version, ok := strings.Cut(ref[strings.LastIndexByte(ref, '/')+1:], ":")
-	if !ok || name != "edge-controller" {
+	slash := strings.LastIndexByte(ref, '/')
+	name, version, ok := strings.Cut(ref[slash+1:], ":")
+	if slash < 0 || !ok || name != "edge-controller" {
 		t.Fatalf("image %s: want <repository>/edge-controller:<version>", ref)
 	}
-	repo := ref[:strings.LastIndexByte(ref, '/')]
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := worker.ImportImage(ctx, tarball); err != nil {
-		t.Fatal(err)
-	}
-	if r := RunEdgeadm(t, addonArgs(c, c.AdminKubeconfig, "--image-repository", repo, "--edge-version", version)...); r.Code != 0 {
+	if r := RunEdgeadm(t, addonArgs(c, c.AdminKubeconfig, "--image-repository", ref[:slash], "--edge-version", version)...); r.Code != 0 {
 		t.Fatalf("addon with the built image: exit %d\n%s", r.Code, r.Stderr)
 	}
-	dep, err := c.Client.AppsV1().Deployments(manifests.Namespace).Get(ctx, "edge-controller", metav1.GetOptions{})
+	dep, err := c.Client.AppsV1().Deployments(manifests.Namespace).Get(context.Background(), "edge-controller", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +140,13 @@ func deployEdgeController(t *testing.T, c *testenv.Cluster, worker *testenv.Edge
 	if ctr.Image != ref {
 		t.Fatalf("addon's Deployment runs %s, want the built %s", ctr.Image, ref)
 	}
-	d := &ecDeployment{c: c, worker: worker.Name, args: ctr.Args, seen: map[types.UID]string{}}
+	d := &ecDeployment{c: c, args: ctr.Args, seen: map[types.UID]string{}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			d.logs(t)
 		}
 	})
-	return d
+	return d, tarball
 }
 
 // run sets the test's timing flags and maxDisconnect on the Deployment and
@@ -420,15 +415,15 @@ func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	// edge-controller, is never an EdgeNode, never covered; and with one
 	// Ready node the node lifecycle controller is not in its "all nodes
 	// down" mode, in which it evicts nothing.
+	ctl, image := deployEdgeController(t, c)
 	worker := newEdgeHost(t, c, "cloud-worker")
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	if err := testenv.JoinCloudWorker(wctx, c, worker); err != nil {
+	if err := testenv.JoinCloudWorker(wctx, c, worker, image); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	cancel()
-
-	ctl := deployEdgeController(t, c, worker)
+	ctl.worker = worker.Name
 	ctl.run(t, ecLongMaxDisconnect)
 	en, _ := waitEdgeNode(t, dyn, h.Name, time.Minute, "Ready", func(en *edgev1.EdgeNode) bool {
 		r := enReady(en)

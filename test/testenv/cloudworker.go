@@ -70,14 +70,25 @@ RestartSec=1
 WantedBy=multi-user.target
 `
 
-// JoinCloudWorker makes h a cloud worker of c: the runtime from the cache, a
-// bootstrap token and kubeadm's bootstrap RBAC, a kubelet that TLS-bootstraps
-// through the name kubernetes.default (which the serving certificate
-// carries), and a stand-in for kube-proxy's one rule that pods need to reach
-// the API server (ProxyKubernetesService). It waits, bounded, until the Node
-// is Ready.
-func JoinCloudWorker(ctx context.Context, c *Cluster, h *EdgeHost) error {
+// JoinCloudWorker makes h a cloud worker of c: the runtime from the cache,
+// the image tarballs given (loaded before the kubelet starts, so no pod on it
+// ever tries a registry), a bootstrap token and kubeadm's bootstrap RBAC, a
+// kubelet that TLS-bootstraps through the name kubernetes.default (which the
+// serving certificate carries), and a stand-in for kube-proxy's one rule that
+// pods need to reach the API server (ProxyKubernetesService). It waits,
+// bounded, until the Node is Ready.
+func JoinCloudWorker(ctx context.Context, c *Cluster, h *EdgeHost, images ...string) error {
 	if err := h.InstallRuntime(ctx); err != nil {
+		return err
+	}
+	for _, im := range images {
+		if err := h.ImportImage(ctx, im); err != nil {
+			return err
+		}
+	}
+	// Pods scheduled the moment the Node is Ready must already reach the
+	// API server.
+	if err := h.ProxyKubernetesService(ctx, c.ServiceIP(), netip.AddrPortFrom(c.Net.CloudIP, uint16(c.Options.APIServerPort))); err != nil {
 		return err
 	}
 	token, err := NewBootstrapToken(ctx, c.Client, time.Hour)
@@ -104,7 +115,7 @@ func JoinCloudWorker(ctx context.Context, c *Cluster, h *EdgeHost) error {
 		journal, _, _ := h.Exec(ctx, "journalctl", "-u", "kubelet", "--no-pager", "-n", "40")
 		return fmt.Errorf("cloud worker %s: %w\nkubelet journal:\n%s", h.Name, err, journal)
 	}
-	return h.ProxyKubernetesService(ctx, c.ServiceIP(), netip.AddrPortFrom(c.Net.CloudIP, uint16(c.Options.APIServerPort)))
+	return nil
 }
 
 // WriteKubeletBootstrap writes what a kubelet on h needs to TLS-bootstrap
