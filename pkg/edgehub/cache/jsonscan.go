@@ -28,7 +28,7 @@ const (
 )
 
 // maxScanDepth bounds recursion into wanted keys (skipped subtrees do not
-// recurse at all).
+// recurse at all); deeper wanted values read as unset.
 const maxScanDepth = 64
 
 // planNode is one level of the set of JSON paths to extract.
@@ -148,7 +148,10 @@ func (s *scanner) value(n *planNode, depth int) error {
 			return s.skip()
 		}
 		if depth >= maxScanDepth {
-			return errors.New("JSON nested too deeply")
+			// A field path this deep reads as unset rather than failing
+			// the object: a client asking for an absurd field cannot
+			// make objects uncacheable.
+			return s.skip()
 		}
 		return s.object(n, depth)
 	case c == '"':

@@ -111,10 +111,14 @@ func (r *resourceCache) indexFields(names []string, force bool) (notIndexed []st
 	r.rebuildPlan()
 	for _, byName := range r.objects {
 		for _, e := range byName {
-			// The JSON was scanned successfully when stored, so it scans again.
-			if res, err := scan(e.raw, r.plan); err == nil {
-				e.fields = r.fieldValues(res)
+			res, err := scan(e.raw, r.plan)
+			if err != nil {
+				// Only a field path nested deeper than maxScanDepth
+				// fails here (the JSON scanned when stored): such a
+				// field reads as unset.
+				res = scanResult{values: make([]string, r.plan.slots)}
 			}
+			e.fields = r.fieldValues(res)
 		}
 	}
 	return notIndexed

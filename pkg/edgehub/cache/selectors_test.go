@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -276,4 +277,18 @@ func TestListRejectsBadSelectors(t *testing.T) {
 	if _, _, err := s.List("node", Scope{GVR: podsGVR, FieldSelector: "spec.nodeName"}); err == nil {
 		t.Error("a malformed field selector was accepted")
 	}
+}
+
+// A field path deeper than the scanner descends reads as unset and does
+// not stop objects from being cached.
+func TestAbsurdFieldPathDoesNotBreakCaching(t *testing.T) {
+	s := openTemp(t)
+	must(t, s.ReplaceList("node", Scope{GVR: podsGVR}, "PodList", "v1", "5", [][]byte{pod(t, "a", "p1", "n1", "1", nil)}))
+	deep := "spec" + strings.Repeat(".x", maxScanDepth+5)
+	res, ok, err := s.List("node", canonicalScope(t, podsGVR, "", "", deep+"="))
+	if err != nil || !ok || len(res.Items) != 1 {
+		t.Fatalf("deep field selector: ok %v err %v items %d, want the one pod", ok, err, len(res.Items))
+	}
+	must(t, s.Put("node", podsGVR, pod(t, "a", "p2", "n1", "2", nil)))
+	must(t, s.ReplaceList("node", Scope{GVR: podsGVR, FieldSelector: deep + "="}, "PodList", "v1", "6", [][]byte{pod(t, "a", "p3", "n1", "3", nil)}))
 }
