@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type Handler struct {
 	PassTransport http.RoundTripper
 	Metrics       *Metrics
 	Log           logr.Logger
+	// Recorder, when set, records answers off the request path, in the
+	// order they passed; nil records inline.
+	Recorder *Recorder
 }
 
 // hopHeaders are per-connection headers a proxy must not forward.
@@ -162,12 +166,15 @@ func (h *Handler) respond(ctx context.Context, w http.ResponseWriter, r *http.Re
 			h.Log.V(2).Info("upstream answer broke off", "verb", a.verb, "err", err.Error())
 			return false
 		}
-		h.record(c, a, resp.StatusCode, body)
 		h.Metrics.request(a.verb, resultProxied)
 		copyHeaders(w.Header(), resp.Header)
-		w.Header().Del("Content-Length")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(body)
+		// Recorded off the request path: on a keep-alive connection the
+		// client's next request waits for this handler to return.
+		code := resp.StatusCode
+		h.Recorder.Do(func() { h.record(c, a, code, body) })
 		return true
 	default:
 		h.Metrics.request(a.verb, resultProxied)
@@ -180,6 +187,8 @@ func (h *Handler) respond(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 // serveOffline answers while no upstream does.
 func (h *Handler) serveOffline(w http.ResponseWriter, r *http.Request, c caller, a apiRequest) {
+	// What passed online is in the cache before anything is served from it.
+	h.Recorder.Wait(time.Second)
 	switch {
 	case c.kind == callerAnonymous:
 		h.Metrics.request(a.verb, resultOffline)

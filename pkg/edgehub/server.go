@@ -34,7 +34,7 @@ type Server struct {
 	apiLn, healthLn net.Listener
 	apiSrv, hlthSrv *http.Server
 	cancel          context.CancelFunc
-	wg              sync.WaitGroup
+	wg, recWG       sync.WaitGroup
 	started         chan struct{}
 }
 
@@ -71,6 +71,7 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 	s.handler = &Handler{
 		NodeName: cfg.NodeName, Balancer: s.lb, Store: store,
 		NodeTransport: nodeTr, PassTransport: passTr, Metrics: m, Log: log,
+		Recorder: NewRecorder(),
 	}
 	serving, err := LoadServingCertificate(cfg.PKIDir())
 	if err != nil {
@@ -132,6 +133,11 @@ func (s *Server) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	first := make(chan struct{})
+	s.recWG.Add(1)
+	go func() {
+		defer s.recWG.Done()
+		s.handler.Recorder.Run()
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -192,6 +198,10 @@ func (s *Server) Stop(ctx context.Context) error {
 		err = errors.Join(s.apiSrv.Close(), s.hlthSrv.Close())
 	}
 	s.wg.Wait()
+	// Handlers are done: nothing queues any more; finish what is queued
+	// so the store gets it before it is closed.
+	s.handler.Recorder.Close()
+	s.recWG.Wait()
 	return err
 }
 

@@ -1,0 +1,115 @@
+package edgehub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+
+	"github.com/edgeadm/edgeadm/pkg/edgehub/cache"
+)
+
+// Latency of GET and LIST through edgehub (online) against the same
+// requests sent straight to the upstream, and of an offline LIST of 5,000
+// pods. Run:
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./pkg/edgehub/
+//
+// p50/p99 are reported per sub-benchmark in microseconds.
+
+func benchLatency(b *testing.B, client *http.Client, url string) {
+	b.Helper()
+	d := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: %s", url, resp.Status)
+		}
+		d = append(d, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-µs")
+}
+
+// nodeHTTPClient is a client with the node's certificate trusting ca (for
+// the upstream) or edgehub's local CA.
+func nodeHTTPClient(b *testing.B, h *hub, caPEM []byte) *http.Client {
+	cert, key := splitPEM(h.nodePEM)
+	tr, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: cert, KeyData: key}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &http.Client{Transport: tr}
+}
+
+func BenchmarkOnline(b *testing.B) {
+	ca := newTestCA(b)
+	f := newFakeAPIServer(b, ca)
+	for i := 0; i < 500; i++ {
+		f.addPod(pod("default", fmt.Sprintf("p-%04d", i), "edge-1", map[string]string{"app": fmt.Sprint("a", i%10)}, corev1.PodRunning))
+	}
+	h := startHub(b, ca, "", f.srv.URL)
+	h.waitOnline(b, true)
+	direct := nodeHTTPClient(b, h, ca.pem)
+	via := nodeHTTPClient(b, h, h.localCA(b))
+	for _, r := range []struct{ name, path string }{
+		{"GET", "/api/v1/namespaces/default/pods/p-0001"},
+		{"LIST-50", "/api/v1/pods?labelSelector=app%3Da1"},
+		{"LIST-500", "/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1"},
+	} {
+		b.Run(r.name+"/direct", func(b *testing.B) { benchLatency(b, direct, f.srv.URL+r.path) })
+		b.Run(r.name+"/edgehub", func(b *testing.B) { benchLatency(b, via, "https://"+h.srv.APIAddr()+r.path) })
+	}
+}
+
+// An offline LIST of 5,000 pods (the node's own, by spec.nodeName) from
+// the cache, through edgehub's TLS face, as the kubelet would ask.
+func BenchmarkOfflineList5000(b *testing.B) {
+	ca := newTestCA(b)
+	f := newFakeAPIServer(b, ca)
+	l := newLink(&testing.T{}, f.srv.Listener.Addr().String())
+	defer l.ln.Close()
+	h := startHub(b, ca, "", l.url())
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	items := make([][]byte, 5000)
+	for i := range items {
+		p := pod(fmt.Sprintf("ns-%d", i%20), fmt.Sprintf("p-%05d", i), "edge-1", map[string]string{"app": fmt.Sprint("a", i%10)}, corev1.PodRunning)
+		p.ResourceVersion = fmt.Sprint(1000 + i)
+		items[i], _ = json.Marshal(p)
+	}
+	scope := cache.Scope{GVR: gvr, FieldSelector: "spec.nodeName=edge-1"}
+	if err := h.store.ReplaceList("node", scope, "PodList", "v1", "7000", items); err != nil {
+		b.Fatal(err)
+	}
+	l.cut()
+	h.waitOnline(b, false)
+	via := nodeHTTPClient(b, h, h.localCA(b))
+	url := "https://" + h.srv.APIAddr() + "/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1"
+	b.Run("all", func(b *testing.B) { benchLatency(b, via, url) })
+	b.Run("label-a1", func(b *testing.B) { benchLatency(b, via, url+"&labelSelector=app%3Da1") })
+}
+
+var (
+	_ = context.Background
+	_ = metav1.ListOptions{}
+	_ = tls.VersionTLS12
+)
