@@ -113,3 +113,27 @@ func TestKubeadmInitConfigurationFollowsOptions(t *testing.T) {
 		t.Errorf("want the one default bootstrap token kubeadm init makes, got %v", cfg.BootstrapTokens)
 	}
 }
+
+// Eviction past edge-controller's --max-disconnect (test/e2e) needs the node
+// lifecycle controller (taints) and the taint eviction controller (deletes
+// pods) running in every flavour, with the default timings.
+func TestControllerManagerEvicts(t *testing.T) {
+	o, err := ControlPlaneOptions{Flavour: Bare}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Flavour{KubeadmLike, Bare, BareNoBootstrapSigner} {
+		o.Flavour = f
+		args := controllerManagerArgs(layout{dir: "/x", pki: &PKI{Dir: "/x/pki"}}, o)
+		for _, a := range args {
+			for _, off := range []string{"-node-lifecycle-controller", "-taint-eviction-controller", "--node-monitor-grace-period", "--pod-eviction-timeout", "--node-eviction-rate"} {
+				if strings.Contains(a, off) {
+					t.Errorf("%s: %s changes eviction", f, a)
+				}
+			}
+		}
+		if !strings.HasPrefix(controllersFlag(f), "*,") {
+			t.Errorf("%s: --controllers=%s does not start from the defaults", f, controllersFlag(f))
+		}
+	}
+}
