@@ -146,7 +146,8 @@ func (f *entryFields) lookup(field string) (string, bool) {
 }
 
 func (p parsedSelectors) matches(e *entry, f *entryFields) bool {
-	if !p.labels.Empty() && !p.labels.Matches(e.labels) {
+	// &e.labels: a pointer converts to labels.Labels without allocating.
+	if !p.labels.Empty() && !p.labels.Matches(&e.labels) {
 		return false
 	}
 	if p.fields.Empty() {
