@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,6 +156,7 @@ func (s *DiskStore) load(db *bolt.DB) (bad []writeKey, err error) {
 	}()
 	fresh := false
 	var records []*objectRecord
+	var rd objectReader
 	err = db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -183,7 +186,7 @@ func (s *DiskStore) load(db *bolt.DB) (bad []writeKey, err error) {
 			return err
 		}
 		return objects.ForEach(func(k, v []byte) error {
-			rec, err := s.readObject(k, v)
+			rec, err := rd.read(s, k, v)
 			if err != nil {
 				bad = append(bad, writeKey{string(bucketObjects), string(k)})
 				return nil
@@ -239,30 +242,54 @@ func (s *DiskStore) loadScope(k, v []byte) error {
 
 // objectRecord is an object read from disk, not yet indexed.
 type objectRecord struct {
-	key             string
-	r               *resourceCache
-	namespace, name string
-	sealed          []byte // CRC and JSON, copied out of the mmap
-	e               *entry
-	err             error
+	key      string // its key in the objects bucket
+	ns, name string // substrings of key
+	r        *resourceCache
+	sealed   []byte // CRC and JSON, copied out of the mmap
+	e        *entry
+	err      error
 }
 
-// readObject copies one record out of bolt's mmap (valid only during the
-// transaction). Checking and scanning wait for indexObjects, which spreads
-// them over the CPUs.
-func (s *DiskStore) readObject(k, v []byte) (*objectRecord, error) {
-	parts, err := decodeKey(k, 6)
+// objectReader copies records out of bolt's mmap (valid only during the
+// transaction); checking and scanning wait for indexObjects, which spreads
+// them over the CPUs. Keys come sorted, so consecutive records mostly
+// share identity and resource: the reader looks those up once per run.
+type objectReader struct {
+	parts  [][]byte
+	prefix []byte // identity, group, version, resource of the last record
+	r      *resourceCache
+}
+
+func (rd *objectReader) read(s *DiskStore, k, v []byte) (*objectRecord, error) {
+	parts, err := splitKey(k, rd.parts[:0])
+	rd.parts = parts
 	if err != nil {
 		return nil, err
 	}
-	gvr := schema.GroupVersionResource{Group: parts[1], Version: parts[2], Resource: parts[3]}
+	if len(parts) != 6 {
+		return nil, fmt.Errorf("key has %d parts, want 6", len(parts))
+	}
+	// parts alias k: the prefix ends where the namespace's length begins.
+	nsStart := len(k) - len(parts[5]) - uvarintLen(len(parts[5])) - len(parts[4]) - uvarintLen(len(parts[4]))
+	if rd.r == nil || !bytes.Equal(rd.prefix, k[:nsStart]) {
+		gvr := schema.GroupVersionResource{Group: string(parts[1]), Version: string(parts[2]), Resource: string(parts[3])}
+		rd.r = s.resourceFor(string(parts[0]), gvr)
+		rd.prefix = append(rd.prefix[:0], k[:nsStart]...)
+	}
+	key := string(k)
+	nameStart := len(k) - len(parts[5])
 	return &objectRecord{
-		key:       string(k),
-		r:         s.resourceFor(parts[0], gvr),
-		namespace: parts[4],
-		name:      parts[5],
-		sealed:    append([]byte(nil), v...),
+		key:    key,
+		ns:     key[nameStart-uvarintLen(len(parts[5]))-len(parts[4]) : nameStart-uvarintLen(len(parts[5]))],
+		name:   key[nameStart:],
+		r:      rd.r,
+		sealed: append([]byte(nil), v...),
 	}, nil
+}
+
+func uvarintLen(n int) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(n))
 }
 
 // indexObjects checks and scans records in parallel (the resources' scan
@@ -304,7 +331,7 @@ func (rec *objectRecord) index() {
 		return
 	}
 	rec.e = rec.r.newEntry(raw, res)
-	if rec.e.namespace != rec.namespace || rec.e.name != rec.name {
+	if rec.e.namespace != rec.ns || rec.e.name != rec.name {
 		rec.err = errors.New("object does not match its key")
 	}
 	rec.sealed = nil

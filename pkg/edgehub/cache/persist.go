@@ -46,17 +46,29 @@ func encodeKey(parts ...string) string {
 }
 
 func decodeKey(key []byte, want int) ([]string, error) {
-	parts := make([]string, 0, want)
+	raw, err := splitKey(key, make([][]byte, 0, want))
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]string, len(raw))
+	for i, p := range raw {
+		parts[i] = string(p)
+	}
+	if len(parts) != want {
+		return nil, fmt.Errorf("key has %d parts, want %d", len(parts), want)
+	}
+	return parts, nil
+}
+
+// splitKey appends the parts of key to parts, aliasing key.
+func splitKey(key []byte, parts [][]byte) ([][]byte, error) {
 	for len(key) > 0 {
 		n, w := binary.Uvarint(key)
 		if w <= 0 || uint64(len(key)-w) < n {
 			return nil, errors.New("malformed key")
 		}
-		parts = append(parts, string(key[w:w+int(n)]))
+		parts = append(parts, key[w:w+int(n)])
 		key = key[w+int(n):]
-	}
-	if len(parts) != want {
-		return nil, fmt.Errorf("key has %d parts, want %d", len(parts), want)
 	}
 	return parts, nil
 }
