@@ -69,7 +69,8 @@ func Checks(d Data) []preflight.Check {
 		nodeNameCheck(d),
 		nodeIPCheck(d),
 	)
-	return append(checks, clusterChecks(d)...)
+	checks = append(checks, clusterChecks(d)...)
+	return append(checks, nodeIPConflictCheck(d))
 }
 
 // checkJournal decides from the journal what this join is: the first, a
