@@ -45,6 +45,10 @@ func NewKubeletConfigPhase() workflow.Phase {
 			if err != nil {
 				return err
 			}
+			cfg, edgeDNSOn, err := edgeDNS(d, cfg, nodeIP)
+			if err != nil {
+				return err
+			}
 			h, p := d.Host(), d.Paths()
 			if err := h.MkdirAll(p.KubeletDir, 0o700); err != nil {
 				return err
@@ -61,6 +65,9 @@ func NewKubeletConfigPhase() workflow.Phase {
 				}
 			}
 			fmt.Fprintf(d.Out(), "[kubelet-config] Wrote %s (from kube-system/%s) and %s\n", p.KubeletConfig, constants.KubeletBaseConfigurationConfigMap, p.KubeletFlagsEnv)
+			if edgeDNSOn {
+				fmt.Fprintf(d.Out(), "[kubelet-config] clusterDNS is %s: edge coredns answers the node's pods on the node's IP\n", nodeIP)
+			}
 			return nil
 		},
 	}
