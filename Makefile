@@ -51,7 +51,7 @@ test-unit: ## fast tests: no root, no cluster
 test-env: ## build the pinned test environment (Kubernetes, etcd, containerd, runc, CNI, rootfs) into .cache/test-env
 	scripts/test-env.sh
 
-test-e2e: test-env install-pkg ## tests on a real control plane and real edge hosts (root)
+test-e2e: test-env install-pkg images ## tests on a real control plane and real edge hosts (root); the image tarballs are loaded into test hosts
 	EDGEADM_E2E=1 $(GO) test -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./test/... 2>&1 | scripts/summarize-go-test.sh
 
 demo: build test-env install-pkg ## bring up a local cluster and an edge host and run edgeadm on them
