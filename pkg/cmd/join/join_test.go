@@ -60,7 +60,7 @@ func TestJoinThenJoinAgainThenReset(t *testing.T) {
 	if !strings.Contains(stdout, `This host joined the cluster at https://kubernetes.default:`+w.port()+` as node "edge-1"`) {
 		t.Errorf("stdout: %q", stdout)
 	}
-	for _, want := range []string{"[1/14] preflight:", "[14/14] label done in", "[rollback]"} {
+	for _, want := range []string{"[1/15] preflight:", "[15/15] label done in", "[rollback]"} {
 		if strings.Contains(stderr, want) != (want != "[rollback]") {
 			t.Errorf("stderr has %q = %v, want %v:\n%s", want, !strings.Contains(stderr, want), want != "[rollback]", stderr)
 		}
@@ -188,7 +188,7 @@ func TestJoinJSONReport(t *testing.T) {
 		names = append(names, p.Name+":"+p.Status)
 	}
 	want := "preflight:done fetch-package:done install:done kernel:done containerd:done images:done hosts:done discovery:done " +
-		"kubelet-config:done kubelet-start:done tls-bootstrap:done cni:done wait-ready:done label:done complete:done"
+		"kubelet-config:done edgehub:done kubelet-start:done tls-bootstrap:done cni:done wait-ready:done label:done complete:done"
 	if strings.Join(names, " ") != want {
 		t.Errorf("phases %s\nwant   %s", strings.Join(names, " "), want)
 	}

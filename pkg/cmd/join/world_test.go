@@ -250,8 +250,8 @@ func serving(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, names 
 }
 
 // writePackage builds a small but complete install package with the
-// package's own writer.
-func writePackage(t *testing.T) string {
+// package's own writer, with extra files (such as edgehub's) added.
+func writePackage(t *testing.T, extra ...map[string]string) string {
 	t.Helper()
 	stage := t.TempDir()
 	files := map[string]string{
@@ -260,6 +260,11 @@ func writePackage(t *testing.T) string {
 		"systemd/kubelet.service.d/10-edgeadm.conf": kubeletDropIn,
 		"config/containerd.toml":                    "version = 3\n",
 		"images/pause.tar":                          "not really a tarball",
+	}
+	for _, x := range extra {
+		for name, data := range x {
+			files[name] = data
+		}
 	}
 	for _, f := range installpkg.RequiredFiles() {
 		if _, ok := files[f]; !ok {

@@ -150,6 +150,8 @@ type Env struct {
 	NewClient func(*rest.Config) (kubernetes.Interface, error)
 	// KubeletHealthy asks the local kubelet's healthz endpoint.
 	KubeletHealthy func(ctx context.Context) error
+	// EdgeHubReady asks the local edgehub's readyz endpoint.
+	EdgeHubReady func(ctx context.Context) error
 	// OpenPackage fetches and verifies an install package.
 	OpenPackage func(ctx context.Context, o installpkg.Options) (*installpkg.Package, error)
 	Getenv      func(string) string
@@ -192,6 +194,7 @@ func DefaultEnv() *Env {
 			}
 			return nil
 		},
+		EdgeHubReady: func(ctx context.Context) error { return HTTPReady(ctx, EdgeHubReadyURL) },
 		OpenPackage:  installpkg.Open,
 		Getenv:       os.Getenv,
 		PollInterval: 500 * time.Millisecond,

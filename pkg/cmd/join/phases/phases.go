@@ -24,6 +24,7 @@ func All() []workflow.Phase {
 		NewHostsPhase(),
 		NewDiscoveryPhase(),
 		NewKubeletConfigPhase(),
+		NewEdgeHubPhase(),
 		NewKubeletStartPhase(),
 		NewTLSBootstrapPhase(),
 		NewCNIPhase(),
