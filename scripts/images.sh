@@ -51,7 +51,7 @@ build_bin() {
   fi
   start=$(date +%s)
   rm -f "$stamp"
-  if ! CGO_ENABLED=0 GOOS=linux GOARCH=$arch nice -n 10 go build -C "$moddir" -trimpath \
+  if ! CGO_ENABLED=0 GOOS=linux GOARCH=$arch nice -n 10 go build -C "$moddir" -trimpath -buildvcs=false \
       -ldflags "$ldflags" -o "$out.tmp" "$pkg" >"$WORK/$name-$arch.log" 2>&1; then
     tail -n 40 "$WORK/$name-$arch.log" >&2
     rm -f "$out.tmp"
