@@ -133,5 +133,5 @@
 //	Put of one watch event (JSON check, copy, index; no fsync) 20-50 µs
 //
 // The first offline request for a field not yet indexed rescans that
-// resource's objects once (about 5 ms per 1,000 pods).
+// resource's objects once (4-12 ms per 1,000 pods).
 package cache
