@@ -41,9 +41,10 @@
 // (namespace and selectors) and its resourceVersion is numerically newer;
 // Bookmark advances it (numeric versions never move back); Delete leaves
 // it (a delete carries no resourceVersion here). So a list served offline
-// never claims a resourceVersion newer than an object the store actually
-// holds in that scope, and a client that resumes a watch from it may see
-// some events again (harmless to informers) rather than miss any.
+// never claims a resourceVersion newer than what the apiserver said of
+// that scope (a list, a bookmark) or of an object the store holds in it,
+// and a client that resumes a watch from it may see some events again
+// (harmless to informers) rather than miss any.
 // Known limit: a watch with a label selector reports an object that stops
 // matching as DELETED; Delete then removes it for the identity even if a
 // wider covered scope of the same identity still includes it, until the

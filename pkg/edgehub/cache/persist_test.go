@@ -270,3 +270,25 @@ func boltAt(t testing.TB, path string) *bolt.DB {
 	}
 	return db
 }
+
+// A failed commit keeps the changes pending, reports the error, and Close
+// says the data did not reach the disk.
+func TestFailedWriteIsKeptAndReported(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	s := openAt(t, dir, Options{FlushInterval: time.Hour})
+	must(t, s.db.Close()) // every commit fails from here on
+	must(t, s.Put("node", podsGVR, pod(t, "a", "p1", "n1", "1", nil)))
+	if err := s.w.flush(); err == nil {
+		t.Fatal("flush to a closed file succeeded")
+	}
+	st := s.Stats()
+	if st.WriteError == nil || st.PendingWrites != 1 {
+		t.Errorf("after a failed write: %+v, want the error and 1 pending write", st)
+	}
+	if _, ok := s.Get("node", podsGVR, "a", "p1"); !ok {
+		t.Error("memory lost the object when the disk write failed")
+	}
+	if err := s.Close(); err == nil {
+		t.Error("Close reported success though the last changes never reached the disk")
+	}
+}
