@@ -416,7 +416,7 @@ func TestJoinKilledAtEachPhaseBoundary(t *testing.T) {
 		}
 	}
 	if testing.Short() {
-		boundaries = []string{"install", "containerd", "discovery", "kubelet-start", "label"}
+		boundaries = []string{"install", "containerd", "discovery", "edgehub", "kubelet-start", "label"}
 	}
 	for _, phase := range boundaries {
 		for _, then := range []string{"reset", "rerun"} {
