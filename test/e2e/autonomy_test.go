@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,4 +468,174 @@ func kubeletErrors(t *testing.T, h *testenv.EdgeHost, since string, seconds int)
 		}
 	}
 	return errs
+}
+
+// Weak link: latency (a userspace relay, since this kernel has no netem)
+// and loss (testenv's Degrade, iptables statistic) between the edge and the
+// API server do not make edgehub flap between online and offline.
+func TestEdgeHubWeakLink(t *testing.T) {
+	pkg, _ := installPackage(t)
+	requireEdgeHub(t, pkg)
+	e := newJoinEnv(t, testenv.ControlPlaneOptions{Flavour: testenv.Bare}, "edge-weak")
+	c, h := e.c, e.h
+	ctx := context.Background()
+	if r := edgeadmIn(t, h, nil, e.joinArgs()...); r.Code != 0 {
+		t.Fatalf("join: exit %d\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+	watchNode(t, c.Client, h.Name, nodeReadyTimeout, ready)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _, _ := h.Exec(context.Background(), "journalctl", "-u", "edgehub", "--no-pager", "-n", "60")
+			t.Logf("edgehub journal on %s:\n%s", h.Name, out)
+		}
+	})
+
+	// The relay listens on the build machine's address in the test network
+	// at the API server's port and forwards to the API server, 100ms later
+	// each way. The edge host's name for the API server now points at it.
+	const oneWay = 100 * time.Millisecond
+	port := strconv.Itoa(c.Options.APIServerPort)
+	relay := startDelayRelay(t, net.JoinHostPort(c.Net.HostIP.String(), port), c.PublicEndpoint(), oneWay)
+	hosts, err := h.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := c.Net.CloudIP.String() + " kubernetes.default\n"
+	if !strings.Contains(string(hosts), direct) {
+		t.Fatalf("/etc/hosts has no %q:\n%s", direct, hosts)
+	}
+	viaRelay := strings.Replace(string(hosts), direct, c.Net.HostIP.String()+" kubernetes.default\n", 1)
+	if err := h.WriteFile("/etc/hosts", []byte(viaRelay), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.WriteFile("/etc/hosts", hosts, 0o644) })
+	restart := time.Now()
+	if _, stderr, err := h.Exec(ctx, "systemctl", "restart", "edgehub.service"); err != nil {
+		t.Fatalf("restart edgehub: %v\n%s", err, stderr)
+	}
+	watchNode(t, c.Client, h.Name, nodeReadyTimeout, func(n *corev1.Node) bool {
+		rc := nodeReadyCond(n)
+		return rc.Status == corev1.ConditionTrue && rc.LastHeartbeatTime.After(restart)
+	})
+	if relay.conns() == 0 {
+		t.Fatal("edgehub does not go through the relay")
+	}
+	if err := h.Degrade(ctx, 0, 5); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Heal(context.Background()) })
+
+	// A few minutes of the node's ordinary traffic (status, Lease, pods'
+	// watches) plus a pod created and removed each round.
+	before := edgeHubMetrics(t, h)
+	const watchFor = 3 * time.Minute
+	end := time.Now().Add(watchFor)
+	pods := c.Client.CoreV1().Pods(metav1.NamespaceDefault)
+	for round := 0; time.Now().Before(end); round++ {
+		runPinnedPod(t, c.Client, h.Name, e.pauseRef) // waits until Running, then deletes it
+		l, err := c.Client.CoordinationV1().Leases("kube-node-lease").Get(ctx, h.Name, metav1.GetOptions{})
+		if err == nil && l.Spec.RenewTime != nil && time.Since(l.Spec.RenewTime.Time) > time.Minute {
+			t.Errorf("round %d: the kubelet's Lease was last renewed %s ago", round, time.Since(l.Spec.RenewTime.Time).Round(time.Second))
+		}
+		_ = wait.PollUntilContextTimeout(ctx, time.Second, podRunTimeout, true, func(ctx context.Context) (bool, error) {
+			_, err := pods.Get(ctx, "pinned-"+h.Name, metav1.GetOptions{})
+			return err != nil, nil
+		})
+	}
+	after := edgeHubMetrics(t, h)
+	seen, dropped, _ := h.LossCounters(ctx)
+	t.Logf("weak link for %s: %d relayed connections, %d packets seen, %d dropped; transitions %v -> %v",
+		watchFor, relay.conns(), seen, dropped, before["edgehub_upstream_transitions_total"], after["edgehub_upstream_transitions_total"])
+	if dropped == 0 {
+		t.Error("the loss rule dropped nothing: the link was not degraded")
+	}
+	if after["edgehub_upstream_transitions_total"] != before["edgehub_upstream_transitions_total"] || after["edgehub_upstream_online"] != 1 {
+		t.Errorf("edgehub flapped on a weak link: transitions %v -> %v, online %v",
+			before["edgehub_upstream_transitions_total"], after["edgehub_upstream_transitions_total"], after["edgehub_upstream_online"])
+	}
+}
+
+// delayRelay is a TCP relay run by the test: every chunk is passed on
+// oneWay after it arrived, in order, in each direction.
+type delayRelay struct {
+	mu    sync.Mutex
+	count int
+}
+
+func (r *delayRelay) conns() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
+func startDelayRelay(t *testing.T, listen, target string, oneWay time.Duration) *delayRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+	r := &delayRelay{}
+	var wg sync.WaitGroup
+	var open sync.Map
+	t.Cleanup(func() {
+		ln.Close()
+		open.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.DialTimeout("tcp", target, 10*time.Second)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.count++
+			r.mu.Unlock()
+			open.Store(in, true)
+			open.Store(out, true)
+			wg.Add(2)
+			go func() { defer wg.Done(); delayedCopy(out, in, oneWay) }()
+			go func() { defer wg.Done(); delayedCopy(in, out, oneWay) }()
+		}
+	}()
+	return r
+}
+
+// delayedCopy copies src to dst, each chunk oneWay after it was read; when
+// either side ends, both are closed.
+func delayedCopy(dst, src net.Conn, oneWay time.Duration) {
+	type chunk struct {
+		data []byte
+		due  time.Time
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{buf[:n], time.Now().Add(oneWay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		// The delay is the point of the relay: it stands in for a slow link.
+		time.Sleep(time.Until(c.due))
+		if _, err := dst.Write(c.data); err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
 }
