@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,10 +122,20 @@ func TestJoinStartsEdgeHubAndPointsTheKubeletAtIt(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("reset: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"systemctl stop edgehub.service", "systemctl disable edgehub.service"} {
-		if !strings.Contains(stderr, want) {
+	// The kubelet stops first (it would only fail against a stopped
+	// edgehub), edgehub next, and only then goes what edgehub made, its
+	// data directory and configuration.
+	var at []int
+	for _, want := range []string{"systemctl stop kubelet.service", "systemctl stop edgehub.service",
+		"systemctl disable edgehub.service", "remove new entries in /var/lib/edgehub", "remove /etc/edgehub/config.yaml"} {
+		i := strings.Index(stderr, want)
+		if i < 0 {
 			t.Errorf("reset does not %s:\n%s", want, stderr)
 		}
+		at = append(at, i)
+	}
+	if !slices.IsSorted(at) {
+		t.Errorf("reset order (kubelet stop, edgehub stop and disable, its data, its config) at %v:\n%s", at, stderr)
 	}
 	noDiff(t, "join with edgehub, reset", w.fake.State(), before)
 }
