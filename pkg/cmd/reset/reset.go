@@ -72,8 +72,9 @@ func NewCommandWith(streams cmd.IOStreams, deps Deps) *cobra.Command {
 		Long: `Undo what "edgeadm join" did to this host.
 
 Replays the join journal (/var/lib/edgeadm) backwards: stops the kubelet, removes
-its pods, stops and disables containerd and the kubelet, removes what they and
-the CNI plugins created since the join (state directories after unmounting what
+its pods, stops and disables edgehub, containerd and the kubelet, removes what
+they and the CNI plugins created since the join (edgehub's configuration and its
+cache in /var/lib/edgehub, state directories after unmounting what
 is mounted in them, iptables chains KUBE-*, CNI-* and FLANNEL-* with the rules
 that jump to them, network links such as cni0), restores the files join replaced
 from their backups, removes the files and directories it added, its line in
