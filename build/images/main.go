@@ -117,7 +117,7 @@ func build(args []string) error {
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
 		})
 	}
-	return writeLayout(*out, tag, idx)
+	return writeLayout(*out, *ref, tag.TagStr(), idx)
 }
 
 // image is one architecture's image: its files in one layer on nothing.
@@ -215,7 +215,10 @@ func tarFiles(files []file, netbind string) ([]byte, error) {
 // writeLayout writes idx and everything it refers to as an OCI image layout
 // tarball, entries sorted, so equal inputs give equal bytes. It writes next
 // to out and renames, so a reader never sees half a tarball.
-func writeLayout(out string, tag name.Tag, idx v1.ImageIndex) error {
+// ref is written as given, not as go-containerregistry normalizes it
+// (docker.io would become index.docker.io, a name the kubelet never asks
+// containerd for).
+func writeLayout(out, ref, tag string, idx v1.ImageIndex) error {
 	blobs := map[v1.Hash][]byte{}
 	raw, err := idx.RawManifest()
 	if err != nil {
@@ -249,8 +252,8 @@ func writeLayout(out string, tag name.Tag, idx v1.ImageIndex) error {
 			Annotations: map[string]string{
 				// containerd names the imported image by this; other tools by
 				// the OCI ref.name (the tag alone, by the spec's convention).
-				"io.containerd.image.name":          tag.Name(),
-				"org.opencontainers.image.ref.name": tag.TagStr(),
+				"io.containerd.image.name":          ref,
+				"org.opencontainers.image.ref.name": tag,
 			},
 		}},
 	}

@@ -21,7 +21,7 @@ func buildTestImage(t *testing.T, dir string) []byte {
 		}
 	}
 	out := filepath.Join(dir, "img.tar")
-	err := build([]string{"-o", out, "-ref", "registry.example/edge/edge-coredns:v1.2.3", "-entrypoint", "/coredns",
+	err := build([]string{"-o", out, "-ref", "docker.io/superedge/edge-coredns:v1.2.3", "-entrypoint", "/coredns",
 		"-user", "65532:65532", "-netbind", "/coredns",
 		"-bin", "arm64=/coredns=" + filepath.Join(dir, "bin-arm64"), "-bin", "amd64=/coredns=" + filepath.Join(dir, "bin-amd64")})
 	if err != nil {
@@ -72,7 +72,7 @@ func TestBuildIsReproducibleAndAValidLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tm.Manifests) != 1 || tm.Manifests[0].Annotations["io.containerd.image.name"] != "registry.example/edge/edge-coredns:v1.2.3" {
+	if len(tm.Manifests) != 1 || tm.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/superedge/edge-coredns:v1.2.3" {
 		t.Fatalf("index.json = %+v", tm)
 	}
 	idx, err := top.ImageIndex(tm.Manifests[0].Digest)
