@@ -2,6 +2,7 @@ package edgehub
 
 import (
 	"context"
+	stdlog "log"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +90,9 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 			MinVersion: tls.VersionTLS12,
 		},
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
+		// TLS handshake failures of local clients (a wrong CA, a foreign
+		// certificate) are debugging detail, not a log line each.
+		ErrorLog: stdlog.New(klogWriter{log.V(2)}, "", 0),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -221,4 +225,12 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	http.Error(w, "not ready: no upstream reachable and no cache", http.StatusServiceUnavailable)
+}
+
+// klogWriter sends the standard library's server log to a logr level.
+type klogWriter struct{ log logr.Logger }
+
+func (w klogWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
