@@ -74,11 +74,11 @@ func leftoverChecks(d Data) []preflight.Check {
 	return checks
 }
 
-func portCheck(d Data, port int) preflight.Check {
+func portCheck(d Data, port int, who string) preflight.Check {
 	return check("Port-"+strconv.Itoa(port), func(context.Context) ([]error, []error) {
 		l, err := d.Env().Listen("tcp", ":"+strconv.Itoa(port))
 		if err != nil {
-			return nil, one(errorf("port %d is in use (the kubelet needs it): stop what listens on it (ss -ltnp 'sport = :%d')", port, port))
+			return nil, one(errorf("port %d is in use (%s needs it): stop what listens on it (ss -ltnp 'sport = :%d')", port, who, port))
 		}
 		_ = l.Close()
 		return nil, nil

@@ -33,6 +33,12 @@ const (
 	nodeCertificate = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 )
 
+// The ports of EdgeHubListen and EdgeHubHealth, which preflight wants free.
+const (
+	EdgeHubPort       = 10261
+	EdgeHubHealthPort = 10262
+)
+
 // EdgeHubServer is the API server address the node's kubelet uses: its
 // edgehub.
 const EdgeHubServer = "https://" + EdgeHubListen

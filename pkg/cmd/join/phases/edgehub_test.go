@@ -2,6 +2,7 @@ package phases
 
 import (
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/edgeadm/edgeadm/pkg/edgehub"
@@ -32,6 +33,9 @@ func TestEdgeHubConfigIsWhatEdgeHubLoads(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("edgehub reads\n%+v\nwant\n%+v", got, want)
+		}
+		if EdgeHubListen != "127.0.0.1:"+strconv.Itoa(EdgeHubPort) || EdgeHubHealth != "127.0.0.1:"+strconv.Itoa(EdgeHubHealthPort) {
+			t.Errorf("preflight checks ports %d and %d, edgehub listens on %s and %s", EdgeHubPort, EdgeHubHealthPort, EdgeHubListen, EdgeHubHealth)
 		}
 		if EdgeHubCA() != (&edgehub.Config{DataDir: EdgeHubDataDir}).PKIDir()+"/ca.crt" {
 			t.Errorf("edgehub's CA is not at %s", EdgeHubCA())

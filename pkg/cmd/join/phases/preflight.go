@@ -58,7 +58,8 @@ func Checks(d Data) []preflight.Check {
 	if !d.Resuming() {
 		// An interrupted join of ours holds these; continuing it is fine.
 		checks = append(checks, leftoverChecks(d)...)
-		checks = append(checks, portCheck(d, KubeletPort), portCheck(d, KubeletHealthzPort), containerRuntimeCheck(d))
+		checks = append(checks, portCheck(d, KubeletPort, "the kubelet"), portCheck(d, KubeletHealthzPort, "the kubelet"),
+			portCheck(d, EdgeHubPort, "edgehub"), portCheck(d, EdgeHubHealthPort, "edgehub"), containerRuntimeCheck(d))
 	}
 	checks = append(checks,
 		swapCheck(d),
