@@ -7,12 +7,14 @@
 # their go.sum, in the small tool modules build/<group>/go.mod. Each component is skipped
 # when its stamp says it was built from the same inputs, so a warm run takes seconds.
 #
-# Usage: scripts/test-env.sh [all|apt|binaries|images|rootfs|print-paths|verify|clean]   (default: all)
+# Usage: scripts/test-env.sh [all|apt|binaries|images|rootfs|konnectivity|print-paths|verify|clean]   (default: all)
 #   all          apt, binaries, images, rootfs, in that order
 #   apt          install the Debian packages the test environment needs (only if missing)
 #   binaries     $CACHE/bin/* and $CACHE/cni/bin/*
 #   images       $CACHE/images/pause.tar (tag in $CACHE/images/pause.tag)
 #   rootfs       $CACHE/rootfs/$DEBIAN_SUITE (debootstrap, once)
+#   konnectivity $CACHE/konnectivity/{proxy-server,proxy-agent} and their image tarballs
+#                (the tunnel, docs/tunnel.md; not part of "all" until its e2e test lands)
 #   print-paths  print the layout as shell-sourceable KEY=VALUE lines (builds nothing)
 #   verify       run every built binary's version command and check the pause tarball
 #   clean        delete the cache, first unmounting anything left mounted inside it
@@ -33,6 +35,8 @@
 #   $CACHE/images/pause.tar, $CACHE/images/pause.tag
 #   $CACHE/rootfs/$DEBIAN_SUITE/
 #   $CACHE/tools/ociimage   (builds more image tarballs: build/ociimage/main.go)
+#   $CACHE/konnectivity/{proxy-server,proxy-agent}
+#   $CACHE/images/{proxy-server,proxy-agent}.tar (tags in .tag, $KONNECTIVITY_IMAGE_REPOSITORY)
 #   $CACHE/stamps/, $CACHE/logs/   (internal)
 set -euo pipefail
 
@@ -127,8 +131,8 @@ go_bin() {
   local start key stamp=$STAMPS/$name extra=""
   start=$(date +%s)
   if [ "$cgo" = 1 ]; then extra="cc=${CC:+$CC }$(${CC:-gcc} -dumpfullversion 2>/dev/null) $(dpkg-query -W -f='${Package}=${Version} ' "libseccomp-dev:$(dpkg --print-architecture)" "libc6-dev:$(dpkg --print-architecture)" 2>/dev/null || true)"; fi
-  # The project's own tools (pause, ociimage) have their source next to go.mod.
-  extra+=" src=$({ cat "$ROOT/build/$dir"/*.go 2>/dev/null || true; } | key_of)"
+  # The project's own tools (pause, ociimage, konnectivity) have their source in build/DIR.
+  extra+=" src=$(find "$ROOT/build/$dir" -name '*.go' -type f | LC_ALL=C sort | { xargs -r cat || true; } | key_of)"
   key=$(printf '%s\n' "recipe=$RECIPE" "go=$GO_VERSION/$GOARCH" "pkg=$pkg" "cgo=$cgo" "tags=$tags" \
     "ldflags=$ldflags" "extra=$extra" "$(cat "$ROOT/build/$dir/go.mod" "$ROOT/build/$dir/go.sum" 2>/dev/null)" | key_of)
   if [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
@@ -259,6 +263,39 @@ build_images() {
   verify_pause_image >/dev/null
   echo "$key" >"$stamp"
   report pause-image "built pause.tar $PAUSE_IMAGE" "$start"
+}
+
+# build_konnectivity: Konnectivity's proxy server and agent from the module proxy
+# (build/konnectivity: upstream's go.mod has a replace, so they are built through two
+# small mains), static, for $GOARCH, and an image tarball of each, tagged as upstream's.
+build_konnectivity() {
+  setup_go
+  check_pin konnectivity sigs.k8s.io/apiserver-network-proxy "$KONNECTIVITY_VERSION"
+  check_pin ociimage github.com/google/go-containerregistry "$GO_CONTAINERREGISTRY_VERSION"
+  GOARCH=$HOST_GOARCH go_bin ociimage ociimage github.com/edgeadm/edgeadm/build/ociimage "$TOOLS/ociimage" 0 "" "-s -w" "usage: ociimage"
+  local c start key tag stamp out
+  for c in proxy-server proxy-agent; do
+    go_bin "konnectivity-$c" konnectivity "github.com/edgeadm/edgeadm/build/konnectivity/$c" "$CACHE/konnectivity/$c" 0 "" "-s -w" \
+      "$c sigs.k8s.io/apiserver-network-proxy $KONNECTIVITY_VERSION" version
+    start=$(date +%s)
+    tag=$KONNECTIVITY_IMAGE_REPOSITORY/$c:$KONNECTIVITY_VERSION
+    stamp=$STAMPS/konnectivity-$c-image
+    key=$(printf '%s\n' "recipe=$RECIPE" "image=$tag" "arch=$GOARCH" "$(cat "$STAMPS/ociimage" "$STAMPS/konnectivity-$c")" | key_of)
+    if [ -f "$IMAGES/$c.tar" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+      report "konnectivity-$c-image" "up to date ($(size_of "$IMAGES/$c.tar"))" "$start"
+      continue
+    fi
+    mkdir -p "$IMAGES"
+    rm -f "$stamp"
+    "$TOOLS/ociimage" build -o "$IMAGES/$c.tar" -tag "$tag" -arch "$GOARCH" -entrypoint "/$c" \
+      -add "/$c=$CACHE/konnectivity/$c" || die "building $IMAGES/$c.tar failed"
+    echo "$tag" >"$IMAGES/$c.tag"
+    out=$("$TOOLS/ociimage" inspect -tag "$tag" "$IMAGES/$c.tar") || die "$IMAGES/$c.tar does not load"
+    grep -q "^platform: linux/$GOARCH\$" <<<"$out" && grep -q "^entrypoint: \[\"/$c\"\]\$" <<<"$out" ||
+      die "$IMAGES/$c.tar is not a linux/$GOARCH image of /$c tagged $tag"
+    echo "$key" >"$stamp"
+    report "konnectivity-$c-image" "built $c.tar $tag" "$start"
+  done
 }
 
 # verify_pause_image: read the tarball back with go-containerregistry and check that it
@@ -439,9 +476,9 @@ main() {
   local cmd=${1:-all}
   case $cmd in
     print-paths) print_paths; return ;;
-    all | apt | binaries | images | rootfs | verify | clean) ;;
+    all | apt | binaries | images | rootfs | konnectivity | verify | clean) ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; return ;;
-    *) die "unknown command '$cmd' (want all, apt, binaries, images, rootfs, print-paths, verify or clean)" ;;
+    *) die "unknown command '$cmd' (want all, apt, binaries, images, rootfs, konnectivity, print-paths, verify or clean)" ;;
   esac
   [ $# -le 1 ] || die "one command at a time"
   mkdir -p "$CACHE"
@@ -462,6 +499,7 @@ main() {
     binaries) build_binaries ;;
     images) build_images ;;
     rootfs) build_rootfs ;;
+    konnectivity) build_konnectivity ;;
     verify) verify_all ;;
     clean)
       exec 9>&-
