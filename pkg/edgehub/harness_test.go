@@ -159,6 +159,17 @@ func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
 
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+		f.mu.Lock()
+		f.rv++
+		n := f.rv
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{},"spec":{"audiences":["a"]},"status":{"token":"tok-%d","expirationTimestamp":%q}}`,
+			n, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		return
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)

@@ -3,6 +3,7 @@ package edgehub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -33,6 +34,8 @@ type Handler struct {
 	// Recorder, when set, records answers off the request path, in the
 	// order they passed; nil records inline.
 	Recorder *Recorder
+	// Tokens, when set, keeps the node's TokenRequest answers for offline.
+	Tokens *tokenCache
 }
 
 // hopHeaders are per-connection headers a proxy must not forward.
@@ -58,7 +61,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.proxyUpgrade(w, r, c, a)
 		return
 	}
+	var tokenKeyOf string
+	if a.tokenRequest && c.kind == callerNode && h.Tokens != nil {
+		body, err := readBody(r)
+		if err != nil {
+			writeStatus(w, http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge, "edgehub: "+err.Error())
+			return
+		}
+		tokenKeyOf = tokenKey(a.info.Namespace, a.info.Name, body)
+	}
 	online, changed := h.Balancer.Online()
+	if tokenKeyOf != "" {
+		if online && h.forwardTokenRequest(w, r, c, a, tokenKeyOf, changed) {
+			return
+		}
+		h.serveTokenOffline(w, a, tokenKeyOf)
+		return
+	}
 	if online && h.forward(w, r, c, a, changed) {
 		return
 	}
@@ -346,4 +365,65 @@ func copyFlushing(w http.ResponseWriter, body io.Reader) {
 			return
 		}
 	}
+}
+
+// forwardTokenRequest forwards the node's TokenRequest asking for JSON, and
+// keeps a successful answer for offline.
+func (h *Handler) forwardTokenRequest(w http.ResponseWriter, r *http.Request, c caller, a apiRequest, key string, changed <-chan struct{}) bool {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	u := h.Balancer.Active()
+	if u == nil {
+		return false
+	}
+	out := h.outRequest(ctx, r, c, a, u)
+	out.Header.Set("Accept", "application/json")
+	out.Header.Del("Accept-Encoding")
+	resp, err := h.transport(c).RoundTrip(out)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.Balancer.RequestFailed(u)
+		}
+		return false
+	}
+	defer resp.Body.Close()
+	h.Balancer.RequestSucceeded(u)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return false
+	}
+	if resp.StatusCode == http.StatusCreated && isJSON(resp.Header.Get("Content-Type")) {
+		if err := h.Tokens.put(key, body); err != nil {
+			h.Log.Error(err, "keeping a service account token for offline failed", "namespace", a.info.Namespace, "serviceAccount", a.info.Name)
+		}
+	}
+	h.Metrics.request(a.verb, resultProxied)
+	copyHeaders(w.Header(), resp.Header)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	return true
+}
+
+// serveTokenOffline answers the node's TokenRequest with the token issued
+// for the same request, while it is valid.
+func (h *Handler) serveTokenOffline(w http.ResponseWriter, a apiRequest, key string) {
+	body, ok := h.Tokens.get(key)
+	h.Metrics.lookup(a.verb, ok)
+	if !ok {
+		h.Metrics.request(a.verb, resultCacheMiss)
+		writeUnavailable(w, fmt.Sprintf("edgehub: offline and no valid token was issued online for this request (service account %s/%s)", a.info.Namespace, a.info.Name))
+		return
+	}
+	h.Metrics.request(a.verb, resultCacheHit)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(body)
 }

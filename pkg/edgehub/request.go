@@ -39,6 +39,8 @@ type apiRequest struct {
 	watchList bool
 	// continued: a later page of a paginated LIST.
 	continued bool
+	// tokenRequest: POST .../serviceaccounts/<name>/token.
+	tokenRequest bool
 }
 
 var requestInfoFactory = &request.RequestInfoFactory{
@@ -67,6 +69,7 @@ func classify(r *http.Request) apiRequest {
 		info: info,
 		gvr:  schema.GroupVersionResource{Group: info.APIGroup, Version: info.APIVersion, Resource: info.Resource},
 	}
+	a.tokenRequest = info.Verb == "create" && info.Resource == "serviceaccounts" && info.Subresource == "token" && info.Name != ""
 	if info.Subresource != "" || notCached[info.Resource] {
 		return a
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,9 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 		NodeName: cfg.NodeName, Balancer: s.lb, Store: store,
 		NodeTransport: nodeTr, PassTransport: passTr, Metrics: m, Log: log,
 		Recorder: NewRecorder(),
+	}
+	if s.handler.Tokens, err = openTokenCache(filepath.Join(cfg.DataDir, "tokens")); err != nil {
+		return nil, err
 	}
 	serving, err := LoadServingCertificate(cfg.PKIDir())
 	if err != nil {
