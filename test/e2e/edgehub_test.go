@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -101,23 +103,23 @@ func (l *tcpLink) restore() {
 
 // nodeCert issues a kubelet client certificate for node from the cluster
 // CA: CN system:node:<node>, O system:nodes.
-func nodeCert(t *testing.T, c *testenv.Cluster, node string) (certPEM, keyPEM []byte) {
+func nodeCert(t testing.TB, c *testenv.Cluster, node string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	cas, err := certutil.CertsFromFile(c.CACertPath)
-	must(t, err)
+	mustTB(t, err)
 	caKey, err := keyutil.PrivateKeyFromFile(c.CAKeyPath)
-	must(t, err)
+	mustTB(t, err)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
+	mustTB(t, err)
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	must(t, err)
+	mustTB(t, err)
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, cas[0], &key.PublicKey, caKey)
-	must(t, err)
+	mustTB(t, err)
 	kder, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
+	mustTB(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
@@ -128,29 +130,29 @@ type runningHub struct {
 	localCA []byte
 }
 
-func startEdgeHub(t *testing.T, c *testenv.Cluster, upstream string) *runningHub {
+func startEdgeHub(t testing.TB, c *testenv.Cluster, upstream string) *runningHub {
 	t.Helper()
 	dir := t.TempDir()
 	certPEM, keyPEM := nodeCert(t, c, "edge-1")
 	nodeFile := filepath.Join(dir, "kubelet-client-current.pem")
-	must(t, os.WriteFile(nodeFile, append(certPEM, keyPEM...), 0o600))
+	mustTB(t, os.WriteFile(nodeFile, append(certPEM, keyPEM...), 0o600))
 	cfg := &edgehub.Config{APIVersion: edgehub.APIVersion, Kind: edgehub.Kind, NodeName: "edge-1",
 		ListenAddress: "127.0.0.1:0", HealthAddress: "127.0.0.1:0", Upstreams: []string{upstream},
 		ClusterCAFile: c.CACertPath, NodeCertificateFile: nodeFile, DataDir: filepath.Join(dir, "edgehub")}
-	must(t, cfg.Validate())
-	must(t, os.MkdirAll(cfg.DataDir, 0o700))
-	must(t, edgehub.EnsurePKI(cfg.PKIDir(), time.Now()))
+	mustTB(t, cfg.Validate())
+	mustTB(t, os.MkdirAll(cfg.DataDir, 0o700))
+	mustTB(t, edgehub.EnsurePKI(cfg.PKIDir(), time.Now()))
 	store, err := cache.Open(cfg.CacheDir(), cache.Options{})
-	must(t, err)
+	mustTB(t, err)
 	tuning := edgehub.DefaultTuning()
 	// Learning the apiserver's own address would route around the
 	// forwarder this test cuts.
 	tuning.LearnInterval = 0
 	srv, err := edgehub.NewServer(cfg, tuning, store, klog.Background())
-	must(t, err)
-	must(t, srv.Start(context.Background()))
+	mustTB(t, err)
+	mustTB(t, srv.Start(context.Background()))
 	localCA, err := os.ReadFile(filepath.Join(cfg.PKIDir(), edgehub.CAFileName))
-	must(t, err)
+	mustTB(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -212,6 +214,15 @@ func TestEdgeHubRealAPIServerOffline(t *testing.T) {
 	}
 	_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "eh"}}, metav1.CreateOptions{})
 	must(t, err)
+	for _, ns := range []string{"default", "eh"} {
+		// The service account admission wants the namespace's "default"
+		// ServiceAccount, which the controller-manager makes a moment
+		// after the namespace: make it now (or find it made).
+		_, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
 	mk := func(ns, name, node string, lbls map[string]string) {
 		_, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: lbls},
@@ -293,5 +304,87 @@ func TestEdgeHubRealAPIServerOffline(t *testing.T) {
 	must(t, err)
 	if !strings.Contains(podKeys(got), "eh/late") {
 		t.Fatalf("back online, the LIST misses the pod made during the outage: %s", podKeys(got))
+	}
+}
+
+// BenchmarkEdgeHubRealAPIServer: p50/p99 latency of GET and LIST through
+// edgehub (online) against the same requests straight to a real
+// kube-apiserver, both as the node, both asking for JSON.
+//
+//	EDGEADM_E2E=1 flock /tmp/e2e.lock go test -p 1 -run '^$' -bench EdgeHubRealAPIServer -benchtime 400x ./test/e2e
+func BenchmarkEdgeHubRealAPIServer(b *testing.B) {
+	c := testenv.NewCluster(b, testenv.ControlPlaneOptions{Flavour: testenv.Bare})
+	ctx := context.Background()
+	admin := c.Client
+	_, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := admin.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		_, err := admin.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b-%03d", i), Labels: map[string]string{"app": fmt.Sprint("a", i%10)}},
+			Spec:       corev1.PodSpec{NodeName: "edge-1", Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	hub := startEdgeHub(b, c, "https://"+c.PublicEndpoint())
+	certPEM, keyPEM := nodeCert(b, c, "edge-1")
+	caPEM, err := os.ReadFile(c.CACertPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM, ServerName: "kubernetes"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	via, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: hub.localCA, CertData: certPEM, KeyData: keyPEM}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range []struct{ name, path string }{
+		{"GET", "/api/v1/namespaces/default/pods/b-001"},
+		{"LIST-20", "/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1&labelSelector=app%3Da1"},
+		{"LIST-200", "/api/v1/pods?fieldSelector=spec.nodeName%3Dedge-1"},
+	} {
+		for _, side := range []struct {
+			name string
+			tr   http.RoundTripper
+			base string
+		}{{"direct", direct, "https://" + c.PublicEndpoint()}, {"edgehub", via, "https://" + hub.srv.APIAddr()}} {
+			b.Run(r.name+"/"+side.name, func(b *testing.B) {
+				cl := &http.Client{Transport: side.tr}
+				d := make([]time.Duration, 0, b.N)
+				for i := 0; i < b.N; i++ {
+					req, _ := http.NewRequest(http.MethodGet, side.base+r.path, nil)
+					req.Header.Set("Accept", "application/json")
+					start := time.Now()
+					resp, err := cl.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Fatalf("%s: %s", r.path, resp.Status)
+					}
+					d = append(d, time.Since(start))
+				}
+				sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+				b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-µs")
+			})
+		}
+	}
+}
+
+func mustTB(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
