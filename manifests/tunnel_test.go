@@ -28,6 +28,13 @@ func podSpec(t *testing.T, o *unstructured.Unstructured) corev1.PodSpec {
 	return s
 }
 
+func TestTunnelServerIdentity(t *testing.T) {
+	// The RBAC binds the user whose certificate pkg/tunnel signs.
+	if KonnectivityServerUser != tunnel.ServerUser {
+		t.Errorf("RBAC binds %s, the kubeconfig is for %s", KonnectivityServerUser, tunnel.ServerUser)
+	}
+}
+
 func TestTunnelIsNotInTheDefaultTemplates(t *testing.T) {
 	for _, n := range append(slices.Clone(TunnelTemplates), TunnelServerPodTemplate) {
 		if slices.Contains(Templates, n) {
