@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, version.Version)
+		fmt.Fprintln(stdout, "edgehub", version.Get().String())
 		return nil
 	}
 	if fs.NArg() > 0 {
