@@ -2,11 +2,11 @@ package edgehub
 
 import (
 	"context"
-	stdlog "log"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/url"
