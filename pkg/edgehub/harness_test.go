@@ -104,6 +104,8 @@ type fakeAPIServer struct {
 
 	readyzFail atomic.Bool
 	probes     atomic.Int64
+	// slices, when set, answers the default/kubernetes EndpointSlices.
+	slices atomic.Pointer[string]
 }
 
 type fakeCall struct {
@@ -159,6 +161,15 @@ func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
 
+	if r.URL.Path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" {
+		if sl := f.slices.Load(); sl != nil {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, *sl)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
 	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
 		f.mu.Lock()
 		f.rv++
@@ -332,6 +343,11 @@ func testTuning() Tuning {
 // (a fresh one when empty).
 func startHub(t testing.TB, ca *testCA, dataDir string, upstreams ...string) *hub {
 	t.Helper()
+	return startHubTuned(t, ca, dataDir, testTuning(), upstreams...)
+}
+
+func startHubTuned(t testing.TB, ca *testCA, dataDir string, tuning Tuning, upstreams ...string) *hub {
+	t.Helper()
 	dir := t.TempDir()
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
@@ -348,7 +364,7 @@ func startHub(t testing.TB, ca *testCA, dataDir string, upstreams ...string) *hu
 	must(t, EnsurePKI(cfg.PKIDir(), time.Now()))
 	store, err := cache.Open(cfg.CacheDir(), cache.Options{FlushInterval: 10 * time.Millisecond})
 	must(t, err)
-	srv, err := NewServer(cfg, testTuning(), store, klog.Background())
+	srv, err := NewServer(cfg, tuning, store, klog.Background())
 	must(t, err)
 	must(t, srv.Start(context.Background()))
 	h := &hub{srv: srv, store: store, cfg: cfg, ca: ca, nodePEM: nodePEM}

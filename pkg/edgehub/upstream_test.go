@@ -258,3 +258,39 @@ func TestEnsurePKIIdempotent(t *testing.T) {
 }
 
 var _ = klog.Background
+
+// Endpoints learned from the cluster's default/kubernetes EndpointSlices
+// are used once probes answer, and carry edgehub through the loss of the
+// configured upstream.
+func TestLearnedEndpoints(t *testing.T) {
+	ca := newTestCA(t)
+	a, b := newFakeAPIServer(t, ca), newFakeAPIServer(t, ca)
+	b.addPod(pod("default", "p", "edge-1", nil, corev1.PodRunning))
+	la := newLink(t, a.srv.Listener.Addr().String())
+	host, port, _ := strings.Cut(b.srv.Listener.Addr().String(), ":")
+	sl := `{"items":[{"addressType":"IPv4","endpoints":[{"addresses":["` + host + `"],"conditions":{"ready":true}}],"ports":[{"name":"https","port":` + port + `}]}]}`
+	a.slices.Store(&sl)
+	tuning := testTuning()
+	tuning.LearnInterval = 50 * time.Millisecond
+	h := startHubTuned(t, ca, "", tuning, la.url())
+	h.waitOnline(t, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.srv.Balancer().Candidates()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("learned endpoint not in use within 10s: %v", h.srv.Balancer().Candidates())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	la.cut()
+	_, err := h.nodeClient(t).CoreV1().Pods("default").Get(context.Background(), "p", metav1.GetOptions{})
+	must(t, err)
+	for h.srv.Balancer().Active().String() != "https://"+b.srv.Listener.Addr().String() {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("no failover to the learned endpoint")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if online, _ := h.srv.Balancer().Online(); !online {
+		t.Fatal("offline although the learned endpoint answers")
+	}
+}
