@@ -204,7 +204,14 @@ func (d *ecDeployment) waitLeader(t *testing.T, notPod, arg string) {
 					t.Fatalf("edge-controller pod %s scheduled on %s, not the cloud worker %s", p.Name, p.Spec.NodeName, d.worker)
 				}
 			}
-			why += fmt.Sprintf(" %s(%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName)
+			why += fmt.Sprintf(" %s(%s on %q", p.Name, p.Status.Phase, p.Spec.NodeName)
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Waiting != nil {
+					why += fmt.Sprintf(", waiting: %s %s", cs.State.Waiting.Reason, cs.State.Waiting.Message)
+				}
+				why += fmt.Sprintf(", %d restarts", cs.RestartCount)
+			}
+			why += ")"
 			if p.Name == notPod || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning ||
 				(arg != "" && !containsString(p.Spec.Containers[0].Args, arg)) {
 				continue
