@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -262,4 +264,86 @@ func TestEdgeDNS(t *testing.T) {
 	}
 	waitResolved(t, h, restarted, svc.Spec.ClusterIP, names, "link cut, edge coredns restarted")
 	t.Logf("link cut: %v still resolve to %s after edge coredns restarted offline", names, svc.Spec.ClusterIP)
+}
+
+// TestEdgeCoreDNSWithItsRBAC runs the built edge coredns binary with the
+// Corefile addon deployed and its ServiceAccount's token against a real API
+// server (directly: no edge host, no edgehub), so the Corefile, the plugins
+// linked in and the least-privilege ClusterRole are checked together. Its
+// forward line is dropped: nothing leaves this machine.
+func TestEdgeCoreDNSWithItsRBAC(t *testing.T) {
+	_, self, _, _ := goruntime.Caller(0)
+	bin := filepath.Join(filepath.Dir(self), "..", "..", "_output", "images", ".work", "bin", "edge-coredns-"+goruntime.GOARCH)
+	if _, err := os.Stat(bin); err != nil {
+		testenv.SkipOrFail(t, "the edge coredns binary is not built: run \"make images\"")
+	}
+	c := testenv.NewCluster(t, testenv.ControlPlaneOptions{Flavour: testenv.Bare})
+	ctx := context.Background()
+	if r := RunEdgeadm(t, addonArgs(c, c.AdminKubeconfig)...); r.Code != 0 {
+		t.Fatalf("addon: exit %d\n%s", r.Code, r.Stderr)
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps(manifests.Namespace).Get(ctx, manifests.EdgeCoreDNSConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tok, err := c.Client.CoreV1().ServiceAccounts(manifests.Namespace).CreateToken(ctx, "edge-coredns", &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(tok.Status.Token), 0o600))
+	kubeconfig := strings.NewReplacer(
+		"https://127.0.0.1:10261", c.RESTConfig.Host,
+		"/etc/edgehub/ca.crt", c.CACertPath,
+		"/var/run/secrets/kubernetes.io/serviceaccount/token", filepath.Join(dir, "token"),
+	).Replace(cm.Data["kubeconfig"])
+	must(t, os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kubeconfig), 0o600))
+	const port = "10553"
+	var lines []string
+	for _, l := range strings.Split(cm.Data["Corefile"], "\n") {
+		if strings.Contains(l, "forward ") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	corefile := strings.NewReplacer(".:53", ".:"+port, "127.0.0.1:10263", "127.0.0.1:10563", "127.0.0.1:10264", "127.0.0.1:10564",
+		"/etc/edge-coredns/kubeconfig", filepath.Join(dir, "kubeconfig")).Replace(strings.Join(lines, "\n"))
+	must(t, os.WriteFile(filepath.Join(dir, "Corefile"), []byte(corefile), 0o644))
+
+	svc, err := c.Client.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "edns-target"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-conf", filepath.Join(dir, "Corefile"))
+	cmd.Env = append(os.Environ(), "NODE_IP=127.0.0.1")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	must(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("edge coredns said:\n%s", logs.String())
+		}
+	})
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", "127.0.0.1:"+port)
+	}}
+	name := "edns-target.default.svc.cluster.local"
+	pctx, cancel := context.WithTimeout(ctx, ednsAnswerTimeout)
+	defer cancel()
+	var got []string
+	if err := testenv.Poll(pctx, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+		got, err = r.LookupHost(ctx, name)
+		return err == nil && slices.Equal(got, []string{svc.Spec.ClusterIP}), nil
+	}); err != nil {
+		t.Fatalf("%s did not resolve to %s within %s: last %v, %v", name, svc.Spec.ClusterIP, ednsAnswerTimeout, got, err)
+	}
+	if _, err := r.LookupHost(ctx, "nothing-here.default.svc.cluster.local"); err == nil {
+		t.Error("a Service that does not exist resolved")
+	}
 }
