@@ -294,7 +294,9 @@ func TestEdgeCoreDNSWithItsRBAC(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(tok.Status.Token), 0o600))
 	kubeconfig := strings.NewReplacer(
 		"https://127.0.0.1:10261", c.RESTConfig.Host,
-		"/etc/edgehub/ca.crt", c.CACertPath,
+		// The API server's certificate lacks the test network address: the
+		// name the admin's config verifies, as edgehub's own does for 127.0.0.1.
+		"/etc/edgehub/ca.crt", c.CACertPath+"\n    tls-server-name: "+serverName(c),
 		"/var/run/secrets/kubernetes.io/serviceaccount/token", filepath.Join(dir, "token"),
 	).Replace(cm.Data["kubeconfig"])
 	must(t, os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kubeconfig), 0o600))
@@ -346,4 +348,11 @@ func TestEdgeCoreDNSWithItsRBAC(t *testing.T) {
 	if _, err := r.LookupHost(ctx, "nothing-here.default.svc.cluster.local"); err == nil {
 		t.Error("a Service that does not exist resolved")
 	}
+}
+
+func serverName(c *testenv.Cluster) string {
+	if n := c.RESTConfig.TLSClientConfig.ServerName; n != "" {
+		return n
+	}
+	return "127.0.0.1"
 }
