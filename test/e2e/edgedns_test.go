@@ -132,7 +132,16 @@ func coreDNSPodReady(t *testing.T, e *joinEnv, node string) *corev1.Pod {
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("edge coredns on %s not Ready within %s: %+v", node, podRunTimeout, last)
+		// What the container said is on the host: the kubelet keeps it.
+		crictl := []string{"crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock"}
+		id, _, _ := e.h.Exec(context.Background(), append(crictl, "ps", "-a", "-q", "--name", "coredns")...)
+		var logs string
+		if ids := strings.Fields(id); len(ids) > 0 {
+			out, errOut, _ := e.h.Exec(context.Background(), append(crictl, "logs", ids[0])...)
+			logs = out + errOut
+		}
+		t.Fatalf("edge coredns on %s not Ready within %s: phase %s, statuses %+v\nits last log:\n%s",
+			node, podRunTimeout, last.Status.Phase, last.Status.ContainerStatuses, logs)
 	}
 	return last
 }
