@@ -1,10 +1,13 @@
 // Command coredns is edge coredns: CoreDNS v1.15 with only the plugins the edge
-// DaemonSet's Corefile uses (manifests/templates/50-edge-coredns.yaml), so the
+// DaemonSet's Corefile uses (manifests/templates/55-edge-coredns.yaml), so the
 // binary is small and its surface is what we deploy. make images builds it
 // (scripts/images.sh); docs/images.md says why it is a custom build.
 package main
 
 import (
+	"os"
+
+	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
@@ -47,5 +50,12 @@ func init() {
 }
 
 func main() {
+	// The Corefile comes through corefileLoader, which drops a forward to a
+	// resolver file that lists no server (corefile.go). CoreDNS's own -conf
+	// loader would load it too, and caddy refuses a Corefile loaded twice, so
+	// the flag is taken out of the arguments before CoreDNS parses them.
+	var path string
+	path, os.Args = takeConfFlag(os.Args)
+	caddy.RegisterCaddyfileLoader("edge", corefileLoader(path))
 	coremain.Run()
 }
