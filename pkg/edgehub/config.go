@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/edgeadm/edgeadm/pkg/edgehub/redirect"
 )
 
 // APIVersion and Kind name edgehub's configuration file format.
@@ -26,6 +30,7 @@ const (
 	DefaultClusterCAFile       = "/etc/kubernetes/pki/ca.crt"
 	DefaultNodeCertificateFile = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 	DefaultDataDir             = "/var/lib/edgehub"
+	DefaultClusterDomain       = "cluster.local"
 )
 
 // Config is the content of edgehub's configuration file.
@@ -48,6 +53,14 @@ type Config struct {
 	NodeCertificateFile string `json:"nodeCertificateFile,omitempty"`
 	// DataDir holds edgehub's local serving PKI and its cache.
 	DataDir string `json:"dataDir,omitempty"`
+	// InClusterAddress (nodeIP:port), when set, serves pods that use the
+	// in-cluster configuration: edgehub gets a certificate of the cluster CA
+	// for the kubernetes Service and redirects that Service's IP:443 here
+	// (docs/edgehub.md, "How pods reach it"). Empty: not done.
+	InClusterAddress string `json:"inClusterAddress,omitempty"`
+	// ClusterDomain is the cluster's DNS domain, for the in-cluster
+	// certificate's name kubernetes.default.svc.<clusterDomain>.
+	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
 // Tuning is what the configuration file does not expose: the probing and
@@ -66,6 +79,12 @@ type Tuning struct {
 	// LearnInterval is how often the cluster's default/kubernetes
 	// EndpointSlice is read to learn more upstreams (0: never).
 	LearnInterval time.Duration
+	// ServiceCertInterval is how often the in-cluster face looks at its
+	// certificate and redirect (and retries what failed).
+	ServiceCertInterval time.Duration
+	// Redirect runs iptables for the in-cluster redirect; nil: the
+	// redirect is not touched (tests that run no iptables).
+	Redirect redirect.Runner
 }
 
 // DefaultTuning is what edgehub runs with.
@@ -77,6 +96,9 @@ func DefaultTuning() Tuning {
 		FailuresToDown: 3,
 		SuccessesToUp:  2,
 		LearnInterval:  time.Minute,
+
+		ServiceCertInterval: 30 * time.Second,
+		Redirect:            redirect.Exec,
 	}
 }
 
@@ -94,7 +116,7 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(data []byte, source string) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w (the fields are apiVersion, kind, nodeName, listenAddress, healthAddress, upstreams, clusterCAFile, nodeCertificateFile, dataDir)", source, err)
+		return nil, fmt.Errorf("%s: %w (the fields are apiVersion, kind, nodeName, listenAddress, healthAddress, upstreams, clusterCAFile, nodeCertificateFile, dataDir, inClusterAddress, clusterDomain)", source, err)
 	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
@@ -115,6 +137,7 @@ func (c *Config) SetDefaults() {
 	def(&c.ClusterCAFile, DefaultClusterCAFile)
 	def(&c.NodeCertificateFile, DefaultNodeCertificateFile)
 	def(&c.DataDir, DefaultDataDir)
+	def(&c.ClusterDomain, DefaultClusterDomain)
 }
 
 // Validate reports every problem of a defaulted configuration at once.
@@ -146,6 +169,14 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", name, p))
 		}
+	}
+	if c.InClusterAddress != "" {
+		if ap, err := netip.ParseAddrPort(c.InClusterAddress); err != nil || ap.Port() == 0 || ap.Addr().IsUnspecified() || ap.Addr().IsLoopback() {
+			errs = append(errs, fmt.Errorf("inClusterAddress %q must be the node's IP and a port, e.g. 192.0.2.10:10270 (pods' connections are redirected there; not a name, 0.0.0.0 or loopback)", c.InClusterAddress))
+		}
+	}
+	if c.InClusterAddress != "" && (strings.Trim(c.ClusterDomain, ".") == "" || strings.ContainsAny(c.ClusterDomain, " /:")) {
+		errs = append(errs, fmt.Errorf("clusterDomain %q is not a DNS domain (the kubelet's clusterDomain, e.g. cluster.local)", c.ClusterDomain))
 	}
 	return errors.Join(errs...)
 }

@@ -33,6 +33,7 @@ type Server struct {
 	handler *Handler
 	creds   *nodeCredentials
 	client  *http.Client // node credentials; probes and learning
+	in      *inCluster   // the in-cluster face; nil unless inClusterAddress is set
 
 	apiLn, healthLn net.Listener
 	apiSrv, hlthSrv *http.Server
@@ -97,6 +98,11 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 		// TLS handshake failures of local clients (a wrong CA, a foreign
 		// certificate) are debugging detail, not a log line each.
 		ErrorLog: stdlog.New(klogWriter{log.V(2)}, "", 0),
+	}
+	if cfg.InClusterAddress != "" {
+		if s.in, err = newInCluster(cfg, pool, s.handler, s); err != nil {
+			return nil, err
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -184,6 +190,11 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Error(err, "health server stopped")
 		}
 	}()
+	if s.in != nil {
+		if err := s.startInCluster(runCtx); err != nil {
+			s.log.Error(err, "in-cluster face not started: pods use the kubernetes Service as before")
+		}
+	}
 	close(s.started)
 	s.log.Info("edgehub serving", "listen", s.apiLn.Addr().String(), "health", s.healthLn.Addr().String(), "node", s.cfg.NodeName)
 	return nil
@@ -199,6 +210,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	var inErr error
+	if s.in != nil && s.in.ln != nil {
+		inErr = s.stopInCluster(ctx)
+	}
 	// Shutdown waits for handlers; held watches end only with their
 	// clients, so after a grace period connections are closed.
 	err := errors.Join(s.apiSrv.Shutdown(ctx), s.hlthSrv.Shutdown(ctx))
@@ -210,7 +225,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	// so the store gets it before it is closed.
 	s.handler.Recorder.Close()
 	s.recWG.Wait()
-	return err
+	return errors.Join(err, inErr)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
