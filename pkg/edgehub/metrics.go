@@ -18,16 +18,30 @@ const (
 	resultUpstreamErr = "upstream_err" // an upstream failed mid-request
 )
 
+// Reasons an answer or event was not recorded, counted in
+// edgehub_cache_record_dropped_total.
+const (
+	dropQueueFull = "queue_full" // the recorder's queue was full; the client was not kept waiting
+	dropTooLarge  = "too_large"  // the answer exceeded the recording limit (64 MiB)
+	dropShutdown  = "shutdown"   // edgehub was stopping
+)
+
 // Metrics are edgehub's Prometheus metrics, in their own registry.
 type Metrics struct {
 	Registry     *prometheus.Registry
 	Requests     *prometheus.CounterVec
 	Cache        *prometheus.CounterVec
 	RecordErrors prometheus.Counter
-	Online       prometheus.Gauge
-	EndpointUp   *prometheus.GaugeVec
-	Failovers    prometheus.Counter
-	Transitions  *prometheus.CounterVec
+	// RecordDropped counts answers and watch events relayed but not
+	// recorded, by reason; RecordSkipped LIST answers not recorded again
+	// because the cache already holds them (same scope, same
+	// resourceVersion).
+	RecordDropped *prometheus.CounterVec
+	RecordSkipped prometheus.Counter
+	Online        prometheus.Gauge
+	EndpointUp    *prometheus.GaugeVec
+	Failovers     prometheus.Counter
+	Transitions   *prometheus.CounterVec
 }
 
 // NewMetrics registers edgehub's metrics in a fresh registry.
@@ -43,6 +57,12 @@ func NewMetrics() *Metrics {
 		RecordErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "edgehub_cache_record_errors_total", Help: "Upstream answers that could not be recorded in the cache.",
 		}),
+		RecordDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgehub_cache_record_dropped_total", Help: "Upstream answers and watch events relayed but not recorded in the cache, by reason (queue_full, too_large, shutdown).",
+		}, []string{"reason"}),
+		RecordSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgehub_cache_record_skipped_total", Help: "LIST answers not recorded again because the cache already holds that scope at that resourceVersion.",
+		}),
 		Online: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgehub_upstream_online", Help: "1 while an upstream apiserver is reachable, 0 while serving from the cache.",
 		}),
@@ -56,7 +76,7 @@ func NewMetrics() *Metrics {
 			Name: "edgehub_upstream_transitions_total", Help: "Changes of the upstream state, by the state entered (online, offline).",
 		}, []string{"to"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Cache, m.RecordErrors, m.Online, m.EndpointUp, m.Failovers, m.Transitions)
+	m.Registry.MustRegister(m.Requests, m.Cache, m.RecordErrors, m.RecordDropped, m.RecordSkipped, m.Online, m.EndpointUp, m.Failovers, m.Transitions)
 	return m
 }
 
@@ -67,6 +87,15 @@ func (m *Metrics) setEndpointUp(ep string, up bool) { m.EndpointUp.WithLabelValu
 func (m *Metrics) deleteEndpoint(ep string) { m.EndpointUp.DeleteLabelValues(ep) }
 
 func (m *Metrics) request(verb, result string) { m.Requests.WithLabelValues(verb, result).Inc() }
+
+func (m *Metrics) recordDropped(reason string) { m.RecordDropped.WithLabelValues(reason).Inc() }
+
+func dropReason(r submitResult) string {
+	if r == submitClosed {
+		return dropShutdown
+	}
+	return dropQueueFull
+}
 
 func (m *Metrics) lookup(verb string, hit bool) {
 	r := "miss"

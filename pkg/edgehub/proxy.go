@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -36,6 +37,18 @@ type Handler struct {
 	Recorder *Recorder
 	// Tokens, when set, keeps the node's TokenRequest answers for offline.
 	Tokens *tokenCache
+
+	// lists lets the recorder skip a LIST answer the cache already holds.
+	lists listMemo
+	// maxRecord overrides maxRecordedBody when positive (tests).
+	maxRecord atomic.Int64
+}
+
+func (h *Handler) recordLimit() int {
+	if n := h.maxRecord.Load(); n > 0 {
+		return int(n)
+	}
+	return maxRecordedBody
 }
 
 // hopHeaders are per-connection headers a proxy must not forward.
@@ -154,10 +167,16 @@ func (h *Handler) outRequest(ctx context.Context, r *http.Request, c caller, a a
 	}
 	if a.kind != kindPass {
 		// JSON, so edgehub can read and record the answer; clients decode
-		// by the answer's Content-Type. No compression on this leg either:
-		// the transport then decompresses for us.
+		// by the answer's Content-Type.
 		out.Header.Set("Accept", "application/json")
 		out.Header.Del("Accept-Encoding")
+		if (a.kind == kindGet || a.kind == kindList) && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			// A compressed answer passes through as it comes: nothing to
+			// inflate on the client's path and fewer bytes on the second
+			// TLS hop; the recorder inflates its copy in the background.
+			// Otherwise the transport asks for gzip and inflates for us.
+			out.Header.Set("Accept-Encoding", "gzip")
+		}
 	}
 	if r.ContentLength == 0 {
 		out.Body = nil
@@ -166,7 +185,8 @@ func (h *Handler) outRequest(ctx context.Context, r *http.Request, c caller, a a
 }
 
 // respond relays an upstream answer, recording what is cacheable. It
-// returns false, having written nothing, if a buffered body broke off.
+// returns false, having written nothing, if the body broke off before its
+// first bytes.
 func (h *Handler) respond(ctx context.Context, w http.ResponseWriter, r *http.Request, c caller, a apiRequest, resp *http.Response) bool {
 	defer resp.Body.Close()
 	json := isJSON(resp.Header.Get("Content-Type"))
@@ -180,21 +200,7 @@ func (h *Handler) respond(ctx context.Context, w http.ResponseWriter, r *http.Re
 		h.relayWatch(w, resp.Body, c, a)
 		return true
 	case (a.kind == kindGet || a.kind == kindList) && json && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound):
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			h.Log.V(2).Info("upstream answer broke off", "verb", a.verb, "err", err.Error())
-			return false
-		}
-		h.Metrics.request(a.verb, resultProxied)
-		copyHeaders(w.Header(), resp.Header)
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(body)
-		// Recorded off the request path: on a keep-alive connection the
-		// client's next request waits for this handler to return.
-		code := resp.StatusCode
-		h.Recorder.Do(func() { h.record(c, a, code, body) })
-		return true
+		return h.relayRecorded(w, c, a, resp)
 	default:
 		h.Metrics.request(a.verb, resultProxied)
 		copyHeaders(w.Header(), resp.Header)
@@ -204,10 +210,65 @@ func (h *Handler) respond(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 }
 
+// relayRecorded streams a GET or LIST answer to the client as it arrives,
+// keeping a copy (up to the recording limit) that it hands to the
+// recorder once the answer is complete. The client never waits for the
+// cache: a full recorder queue drops the recording instead.
+func (h *Handler) relayRecorded(w http.ResponseWriter, c caller, a apiRequest, resp *http.Response) bool {
+	bufp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bufp)
+	buf := *bufp
+	// The first bytes are read before answering, so a body that breaks off
+	// at once leaves the client untouched and the next upstream is tried.
+	var n int
+	var rerr error
+	for n == 0 && rerr == nil {
+		n, rerr = resp.Body.Read(buf)
+	}
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		h.Log.V(2).Info("upstream answer broke off", "verb", a.verb, "err", rerr.Error())
+		return false
+	}
+	h.Metrics.request(a.verb, resultProxied)
+	copyHeaders(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	keep := newBodyCopy(resp.ContentLength, h.recordLimit())
+	for {
+		if n > 0 {
+			keep.add(buf[:n])
+			if _, err := w.Write(buf[:n]); err != nil {
+				return true // the client left; an answer it did not take is not recorded
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			// Broke off mid-answer: the client must see a broken answer,
+			// not a short one that might parse. Nothing is recorded.
+			h.Log.V(2).Info("upstream answer broke off while relaying", "verb", a.verb, "err", rerr.Error())
+			panic(http.ErrAbortHandler)
+		}
+		n, rerr = resp.Body.Read(buf)
+	}
+	if keep.over {
+		h.Metrics.recordDropped(dropTooLarge)
+		return true
+	}
+	code, body, encoding := resp.StatusCode, keep.buf, resp.Header.Get("Content-Encoding")
+	if res := h.Recorder.submit(len(body), func() { h.record(c, a, code, body, encoding) }); res != submitQueued {
+		h.Metrics.recordDropped(dropReason(res))
+	}
+	return true
+}
+
 // serveOffline answers while no upstream does.
 func (h *Handler) serveOffline(w http.ResponseWriter, r *http.Request, c caller, a apiRequest) {
-	// What passed online is in the cache before anything is served from it.
-	h.Recorder.Wait(time.Second)
+	// What passed online is in the cache before anything is served from
+	// it (within a bound: a stuck store must not hang offline answers).
+	waitCtx, cancel := context.WithTimeout(r.Context(), time.Second)
+	_ = h.Recorder.Wait(waitCtx)
+	cancel()
 	switch {
 	case c.kind == callerAnonymous:
 		h.Metrics.request(a.verb, resultOffline)

@@ -2,11 +2,10 @@ package edgehub
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 )
 
 // initialEventsEnd is the annotation on the BOOKMARK that closes the
@@ -36,30 +35,17 @@ type watchEvent struct {
 	Object json.RawMessage `json:"object"`
 }
 
-// record stores a GET or LIST answer the apiserver gave while online.
-func (h *Handler) record(c caller, a apiRequest, code int, body []byte) {
-	var err error
-	switch {
-	case a.kind == kindGet && code == http.StatusOK:
-		err = h.Store.Put(c.cacheKey, a.gvr, body)
-	case a.kind == kindGet && code == http.StatusNotFound:
-		// Gone upstream: offline it must not come back from the cache.
-		err = h.Store.Delete(c.cacheKey, a.gvr, a.info.Namespace, a.info.Name)
-	case a.kind == kindList && code == http.StatusOK:
-		var l listBody
-		if err = json.Unmarshal(body, &l); err != nil {
-			break
-		}
-		// A page of a paginated LIST is not the whole answer: recording
-		// it as complete would make offline LISTs miss objects.
-		if l.Metadata.Continue != "" || a.continued {
-			return
-		}
-		items := make([][]byte, len(l.Items))
-		for i, it := range l.Items {
-			items[i] = it
-		}
-		err = h.Store.ReplaceList(c.cacheKey, a.scope, l.Kind, l.APIVersion, l.Metadata.ResourceVersion, items)
+// record stores a GET or LIST answer the apiserver gave while online. It
+// runs on the recorder's goroutine: body is the copy taken while the answer
+// streamed to the client, still compressed when encoding says so.
+func (h *Handler) record(c caller, a apiRequest, code int, body []byte, encoding string) {
+	body, err := decodeBody(body, encoding, h.recordLimit())
+	if errors.Is(err, errBodyTooLarge) {
+		h.Metrics.recordDropped(dropTooLarge)
+		return
+	}
+	if err == nil {
+		err = h.recordDecoded(c, a, code, body)
 	}
 	if err != nil {
 		h.Metrics.RecordErrors.Inc()
@@ -67,13 +53,58 @@ func (h *Handler) record(c caller, a apiRequest, code int, body []byte) {
 	}
 }
 
+func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) error {
+	switch {
+	case a.kind == kindGet && code == http.StatusOK:
+		h.lists.forget(c.cacheKey, a.gvr)
+		return h.Store.Put(c.cacheKey, a.gvr, body)
+	case a.kind == kindGet && code == http.StatusNotFound:
+		// Gone upstream: offline it must not come back from the cache.
+		h.lists.forget(c.cacheKey, a.gvr)
+		return h.Store.Delete(c.cacheKey, a.gvr, a.info.Namespace, a.info.Name)
+	case a.kind == kindList && code == http.StatusOK:
+		head, err := readListHead(body)
+		if err != nil {
+			return err
+		}
+		// A page of a paginated LIST is not the whole answer: recording
+		// it as complete would make offline LISTs miss objects.
+		if head.Metadata.Continue != "" || a.continued {
+			return nil
+		}
+		if h.lists.unchanged(c.cacheKey, a.scope, head) {
+			h.Metrics.RecordSkipped.Inc()
+			return nil
+		}
+		var l listBody
+		if err := json.Unmarshal(body, &l); err != nil {
+			h.lists.forget(c.cacheKey, a.gvr)
+			return err
+		}
+		items := make([][]byte, len(l.Items))
+		for i, it := range l.Items {
+			items[i] = it
+		}
+		if err := h.Store.ReplaceList(c.cacheKey, a.scope, l.Kind, l.APIVersion, l.Metadata.ResourceVersion, items); err != nil {
+			h.lists.forget(c.cacheKey, a.gvr)
+			return err
+		}
+		h.lists.remember(c.cacheKey, a.scope, l.objectHead)
+	}
+	return nil
+}
+
 // relayWatch copies a WATCH stream to the client event by event, flushing
 // each, and records the events as they pass. A watch-list's initial events
 // (up to the bookmark that ends them) are recorded as one complete list.
+// When the recorder's queue is full an event is dropped, and with it the
+// rest of this stream's recording: the cache then holds the state as of
+// the last recorded event rather than a state with a hole in it.
 func (h *Handler) relayWatch(w http.ResponseWriter, body io.Reader, c caller, a apiRequest) {
 	dec := json.NewDecoder(body)
 	inInitial := a.watchList
 	var initial [][]byte
+	recording := true
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -83,7 +114,15 @@ func (h *Handler) relayWatch(w http.ResponseWriter, body io.Reader, c caller, a 
 			return
 		}
 		flush(w)
-		h.Recorder.Do(func() { h.recordEvent(c, a, raw, &inInitial, &initial) })
+		if !recording {
+			continue
+		}
+		if res := h.Recorder.submit(len(raw), func() { h.recordEvent(c, a, raw, &inInitial, &initial) }); res != submitQueued {
+			recording = false
+			h.Metrics.recordDropped(dropReason(res))
+			h.Log.Info("edgehub: recorder queue full, this watch is no longer recorded until the client watches again",
+				"resource", a.gvr.String(), "namespace", a.scope.Namespace)
+		}
 	}
 }
 
@@ -99,6 +138,9 @@ func (h *Handler) recordEvent(c caller, a apiRequest, raw []byte, inInitial *boo
 	if err := json.Unmarshal(ev.Object, &head); err != nil {
 		return
 	}
+	// Any write by a watch makes the next LIST of this resource worth
+	// recording again.
+	h.lists.forget(c.cacheKey, a.gvr)
 	var err error
 	switch ev.Type {
 	case "ADDED", "MODIFIED":
@@ -129,74 +171,4 @@ func listKind(kind string) string {
 		return kind
 	}
 	return kind + "List"
-}
-
-// Recorder runs recording work on one goroutine, in submission order, so
-// the cache sees answers and events in the order they passed while the
-// clients do not wait for it.
-type Recorder struct {
-	q      chan func()
-	mu     sync.RWMutex
-	closed bool
-}
-
-// NewRecorder makes a recorder with a bounded queue: when the store falls
-// behind, relaying waits rather than dropping what the cache must know.
-func NewRecorder() *Recorder { return &Recorder{q: make(chan func(), 1024)} }
-
-// Run works the queue until it is closed by Close.
-func (r *Recorder) Run() {
-	for fn := range r.q {
-		fn()
-	}
-}
-
-// Close ends Run after the queued work; later work is dropped (the store
-// is about to close).
-func (r *Recorder) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.closed {
-		r.closed = true
-		close(r.q)
-	}
-}
-
-// Do queues fn; on a nil recorder it runs fn at once.
-func (r *Recorder) Do(fn func()) {
-	if r == nil {
-		fn()
-		return
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if !r.closed {
-		r.q <- fn
-	}
-}
-
-// Wait returns once everything queued before it is done, or after max.
-func (r *Recorder) Wait(max time.Duration) {
-	if r == nil {
-		return
-	}
-	done := make(chan struct{})
-	t := time.NewTimer(max)
-	defer t.Stop()
-	r.mu.RLock()
-	if r.closed {
-		r.mu.RUnlock()
-		return
-	}
-	select {
-	case r.q <- func() { close(done) }:
-	case <-t.C:
-		r.mu.RUnlock()
-		return
-	}
-	r.mu.RUnlock()
-	select {
-	case <-done:
-	case <-t.C:
-	}
 }

@@ -1,0 +1,104 @@
+package edgehub
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/edgeadm/edgeadm/pkg/edgehub/cache"
+)
+
+// listMemo remembers, per client partition and resource, the LIST answer
+// recorded last, if that was the last write to the resource. A LIST of the
+// same scope answered at the same resourceVersion has the same items, so
+// recording it again would change nothing: the recorder skips it without
+// parsing the items. Any other write to the resource (a GET, a watch
+// event, a LIST of another scope, a failed write) forgets the memo, so a
+// skip never hides a change. The zero value is ready.
+type listMemo struct {
+	mu   sync.Mutex
+	last map[memoKey]memoList
+}
+
+type memoKey struct {
+	identity string
+	gvr      schema.GroupVersionResource
+}
+
+type memoList struct {
+	scope                             cache.Scope
+	kind, apiVersion, resourceVersion string
+}
+
+// maxMemo bounds the memo (token partitions come and go as tokens
+// rotate); when full it starts over, which costs one more recording each.
+const maxMemo = 4096
+
+func (m *listMemo) unchanged(identity string, scope cache.Scope, head objectHead) bool {
+	if head.Metadata.ResourceVersion == "" {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.last[memoKey{identity, scope.GVR}]
+	return ok && l == memoList{scope, head.Kind, head.APIVersion, head.Metadata.ResourceVersion}
+}
+
+func (m *listMemo) remember(identity string, scope cache.Scope, head objectHead) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil || len(m.last) >= maxMemo {
+		m.last = map[memoKey]memoList{}
+	}
+	m.last[memoKey{identity, scope.GVR}] = memoList{scope, head.Kind, head.APIVersion, head.Metadata.ResourceVersion}
+}
+
+func (m *listMemo) forget(identity string, gvr schema.GroupVersionResource) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.last, memoKey{identity, gvr})
+}
+
+// readListHead reads a LIST answer's kind, apiVersion and metadata without
+// parsing its items when, as the apiserver writes it, metadata comes
+// before them.
+func readListHead(body []byte) (objectHead, error) {
+	var head objectHead
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return head, fmt.Errorf("a LIST answer that is not a JSON object")
+	}
+	seenMeta := false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return head, fmt.Errorf("reading a LIST answer: %w", err)
+		}
+		key, _ := t.(string)
+		switch key {
+		case "kind":
+			err = dec.Decode(&head.Kind)
+		case "apiVersion":
+			err = dec.Decode(&head.APIVersion)
+		case "metadata":
+			err = dec.Decode(&head.Metadata)
+			seenMeta = true
+		case "items":
+			if seenMeta && head.Kind != "" {
+				return head, nil
+			}
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return head, fmt.Errorf("reading a LIST answer's %q: %w", key, err)
+		}
+	}
+	return head, nil
+}
