@@ -63,6 +63,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		"how long after its kubelet's last heartbeat a disconnected node is kept from eviction; then the node lifecycle controller takes its normal course")
 	fs.DurationVar(&o.ctrl.LeaseRenewInterval, "lease-renew-interval", o.ctrl.LeaseRenewInterval, "how often the Lease of a covered node is renewed")
 	fs.DurationVar(&o.ctrl.StatusUpdateInterval, "status-update-interval", o.ctrl.StatusUpdateInterval, "how often the Ready condition of a covered node gets a fresh heartbeat")
+	fs.StringVar(&o.ctrl.ClusterDomain, "cluster-domain", o.ctrl.ClusterDomain,
+		"the cluster's DNS domain: edgehub's certificate for the kubernetes Service may name kubernetes.default.svc.<domain>")
 	fs.IntVar(&o.workers, "workers", 4, "nodes reconciled in parallel")
 	fs.DurationVar(&o.syncTimeout, "cache-sync-timeout", 2*time.Minute, "bound on the first list of Nodes, Leases and EdgeNodes")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "run only while holding the leader Lease (several replicas may run)")

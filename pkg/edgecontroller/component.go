@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -51,6 +54,7 @@ type Component struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ctrl   *Controller
+	csrs   *CSRApprover
 	queue  workqueue.TypedRateLimitingInterface[string]
 }
 
@@ -91,7 +95,13 @@ func (c *Component) Start(ctx context.Context, syncTimeout time.Duration) error 
 	}))
 	leaseInf := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(NodeLeaseNamespace))
 	dynInf := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.dyn, 0, metav1.NamespaceAll, nil)
+	// Only kubelet-serving CSRs: edgehub's kubernetes Service certificates
+	// are among them (approver.go).
+	csrInf := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.signerName", certificatesv1.KubeletServingSignerName).String()
+	}))
 	nodes := nodeInf.Core().V1().Nodes()
+	csrs := csrInf.Certificates().V1().CertificateSigningRequests()
 	leases := leaseInf.Coordination().V1().Leases()
 	edge := dynInf.ForResource(edgev1.Resource)
 
@@ -99,6 +109,7 @@ func (c *Component) Start(ctx context.Context, syncTimeout time.Duration) error 
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "edge-controller", Clock: c.clock})
 	c.ctrl = &Controller{Client: c.client, Dynamic: c.dyn, Nodes: nodes.Lister(), Leases: leases.Lister(), Edge: edge.Lister(),
 		Clock: c.clock, Opts: c.opts, Log: c.log}
+	c.csrs = &CSRApprover{Client: c.client, CSRs: csrs.Lister(), Nodes: nodes.Lister(), ClusterDomain: c.opts.ClusterDomain, Log: c.log}
 
 	enqueue := func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -115,22 +126,32 @@ func (c *Component) Start(ctx context.Context, syncTimeout time.Duration) error 
 			errs = append(errs, err)
 		}
 	}
+	enqueueCSR := func(obj any) {
+		if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
+			c.queue.Add(csrKeyPrefix + csr.Name)
+		}
+	}
+	if _, err := csrs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueueCSR, UpdateFunc: func(_, n any) { enqueueCSR(n) }}); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		c.fail()
 		return err
 	}
+	csrInf.Start(ctx.Done())
 	nodeInf.Start(ctx.Done())
 	leaseInf.Start(ctx.Done())
 	dynInf.Start(ctx.Done())
 
 	syncCtx, syncCancel := context.WithTimeout(ctx, syncTimeout)
 	defer syncCancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), nodes.Informer().HasSynced, leases.Informer().HasSynced, edge.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(syncCtx.Done(), nodes.Informer().HasSynced, leases.Informer().HasSynced, edge.Informer().HasSynced, csrs.Informer().HasSynced) {
 		c.fail()
+		csrInf.Shutdown()
 		nodeInf.Shutdown()
 		leaseInf.Shutdown()
 		dynInf.Shutdown()
-		return fmt.Errorf("edge-controller: caches of Nodes, Leases and EdgeNodes did not sync within %s (is the EdgeNode CRD installed?)", syncTimeout)
+		return fmt.Errorf("edge-controller: caches of Nodes, Leases, EdgeNodes and CSRs did not sync within %s (is the EdgeNode CRD installed?)", syncTimeout)
 	}
 
 	var wg sync.WaitGroup
@@ -142,6 +163,7 @@ func (c *Component) Start(ctx context.Context, syncTimeout time.Duration) error 
 		<-ctx.Done()
 		c.queue.ShutDownWithDrain()
 		wg.Wait()
+		csrInf.Shutdown()
 		nodeInf.Shutdown()
 		leaseInf.Shutdown()
 		dynInf.Shutdown()
@@ -187,7 +209,13 @@ func (c *Component) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
-		after, err := c.ctrl.Sync(ctx, name)
+		var after time.Duration
+		var err error
+		if csr, ok := strings.CutPrefix(name, csrKeyPrefix); ok {
+			err = c.csrs.Sync(ctx, csr)
+		} else {
+			after, err = c.ctrl.Sync(ctx, name)
+		}
 		switch {
 		case err != nil:
 			c.log.Error(err, "sync", "node", name)

@@ -74,12 +74,16 @@ type Options struct {
 	// StatusUpdateInterval: how often a covered node's Ready condition gets
 	// a fresh heartbeat (the kubelet reports status at least every 5m).
 	StatusUpdateInterval time.Duration
+	// ClusterDomain is the cluster's DNS domain: edgehub's kubernetes
+	// Service certificate may name kubernetes.default.svc.<ClusterDomain>
+	// (approver.go). Empty: cluster.local.
+	ClusterDomain string
 }
 
 // DefaultOptions are the documented defaults.
 func DefaultOptions() Options {
 	return Options{GracePeriod: 40 * time.Second, MaxDisconnect: 24 * time.Hour,
-		LeaseRenewInterval: 10 * time.Second, StatusUpdateInterval: time.Minute}
+		LeaseRenewInterval: 10 * time.Second, StatusUpdateInterval: time.Minute, ClusterDomain: DefaultClusterDomain}
 }
 
 // Validate checks the options make sense together.
