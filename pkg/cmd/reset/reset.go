@@ -76,7 +76,8 @@ its pods, stops and disables edgehub, containerd and the kubelet, removes what
 they and the CNI plugins created since the join (edgehub's configuration and its
 cache in /var/lib/edgehub, state directories after unmounting what
 is mounted in them, iptables chains KUBE-*, CNI-* and FLANNEL-* with the rules
-that jump to them, network links such as cni0), restores the files join replaced
+that jump to them, edgehub's chain EDGEHUB-KUBERNETES if a stopped edgehub left
+it, network links such as cni0), restores the files join replaced
 from their backups, removes the files and directories it added, its line in
 /etc/hosts, its sysctls and kernel modules, and finally /var/lib/edgeadm. Only
 what appeared after the join is removed: what the host had before stays.
@@ -151,6 +152,12 @@ func runE(c *cobra.Command, streams cmd.IOStreams, deps Deps, o *options) error 
 	})
 	if err != nil {
 		errs = append(errs, err)
+	}
+	if step, ok := removeEdgeHubRedirect(ctx, h, target); ok {
+		if step.Err != nil {
+			errs = append(errs, step.Err)
+		}
+		fmt.Fprintln(errOut, journal.FormatStep(step))
 	}
 	// What a join killed in the middle of fetching its package left behind.
 	for _, d := range stale {

@@ -172,8 +172,8 @@ func Installed(ctx context.Context, run Runner, bin string) bool {
 }
 
 func chainExists(ctx context.Context, run Runner, bin, table string) bool {
-	_, err := run(ctx, bin, "-w", "-t", table, "-S", Chain)
-	return err == nil
+	out, err := run(ctx, bin, "-w", "-t", table, "-S", Chain)
+	return err == nil && strings.Contains(out, "-N "+Chain)
 }
 
 func ensureChain(ctx context.Context, run Runner, bin, table string) error {
