@@ -59,7 +59,8 @@ type Config struct {
 	// (docs/edgehub.md, "How pods reach it"). Empty: not done.
 	InClusterAddress string `json:"inClusterAddress,omitempty"`
 	// ClusterDomain is the cluster's DNS domain, for the in-cluster
-	// certificate's name kubernetes.default.svc.<clusterDomain>.
+	// certificate's name kubernetes.default.svc.<clusterDomain>; empty:
+	// DefaultClusterDomain.
 	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
@@ -137,7 +138,6 @@ func (c *Config) SetDefaults() {
 	def(&c.ClusterCAFile, DefaultClusterCAFile)
 	def(&c.NodeCertificateFile, DefaultNodeCertificateFile)
 	def(&c.DataDir, DefaultDataDir)
-	def(&c.ClusterDomain, DefaultClusterDomain)
 }
 
 // Validate reports every problem of a defaulted configuration at once.
@@ -175,7 +175,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("inClusterAddress %q must be the node's IP and a port, e.g. 192.0.2.10:10270 (pods' connections are redirected there; not a name, 0.0.0.0 or loopback)", c.InClusterAddress))
 		}
 	}
-	if c.InClusterAddress != "" && (strings.Trim(c.ClusterDomain, ".") == "" || strings.ContainsAny(c.ClusterDomain, " /:")) {
+	if c.ClusterDomain != "" && (strings.Trim(c.ClusterDomain, ".") == "" || strings.ContainsAny(c.ClusterDomain, " /:")) {
 		errs = append(errs, fmt.Errorf("clusterDomain %q is not a DNS domain (the kubelet's clusterDomain, e.g. cluster.local)", c.ClusterDomain))
 	}
 	return errors.Join(errs...)

@@ -218,7 +218,7 @@ func TestServiceCertRefusesBadAnswers(t *testing.T) {
 func TestInClusterConfigValidation(t *testing.T) {
 	base := "apiVersion: " + APIVersion + "\nkind: " + Kind + "\nnodeName: edge-1\nupstreams: [\"https://kubernetes.default:6443\"]\n"
 	c, err := ParseConfig([]byte(base+"inClusterAddress: 192.0.2.10:10270\n"), "t")
-	if err != nil || c.InClusterAddress != "192.0.2.10:10270" || c.ClusterDomain != DefaultClusterDomain {
+	if err != nil || c.InClusterAddress != "192.0.2.10:10270" {
 		t.Fatalf("valid in-cluster config: %+v, %v", c, err)
 	}
 	for _, bad := range []string{"0.0.0.0:10270", "127.0.0.1:10270", "node:10270", "192.0.2.10"} {

@@ -85,6 +85,8 @@ func TestJoinStartsEdgeHubAndPointsTheKubeletAtIt(t *testing.T) {
 		Upstreams:     []string{"https://kubernetes.default:" + w.port()},
 		ClusterCAFile: "/etc/kubernetes/pki/ca.crt", NodeCertificateFile: "/var/lib/kubelet/pki/kubelet-client-current.pem",
 		DataDir: "/var/lib/edgehub",
+		// edgehub serves the node's in-cluster pods on the node's IP.
+		InClusterAddress: testNodeIP + ":10270",
 	}
 	if fmt.Sprintf("%+v", c) != fmt.Sprintf("%+v", want) {
 		t.Errorf("config.yaml:\n%+v\nwant\n%+v", c, want)

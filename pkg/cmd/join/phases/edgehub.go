@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"path"
+	"strconv"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -20,14 +22,17 @@ import (
 // Where edgehub lives on an edge node, as its configuration contract
 // (pkg/edgehub) and install-pkg/systemd/edgehub.service name it.
 const (
-	EdgeHubUnit       = "edgehub.service"
-	EdgeHubConfigDir  = "/etc/edgehub"
-	EdgeHubConfig     = "/etc/edgehub/config.yaml"
-	EdgeHubDataDir    = "/var/lib/edgehub"
-	EdgeHubListen     = "127.0.0.1:10261"
-	EdgeHubHealth     = "127.0.0.1:10262"
-	edgeHubAPIVersion = "edgehub.edgeadm.io/v1alpha1"
-	edgeHubKind       = "EdgeHubConfiguration"
+	EdgeHubUnit      = "edgehub.service"
+	EdgeHubConfigDir = "/etc/edgehub"
+	EdgeHubConfig    = "/etc/edgehub/config.yaml"
+	EdgeHubDataDir   = "/var/lib/edgehub"
+	EdgeHubListen    = "127.0.0.1:10261"
+	// EdgeHubInClusterPort is where, on the node's IP, edgehub serves the
+	// pods whose connections to the kubernetes Service it redirects.
+	EdgeHubInClusterPort = 10270
+	EdgeHubHealth        = "127.0.0.1:10262"
+	edgeHubAPIVersion    = "edgehub.edgeadm.io/v1alpha1"
+	edgeHubKind          = "EdgeHubConfiguration"
 	// nodeCertificate is the kubelet's rotating client certificate (and
 	// key), which edgehub uses to act as the node once TLS bootstrap wrote it.
 	nodeCertificate = "/var/lib/kubelet/pki/kubelet-client-current.pem"
@@ -62,12 +67,20 @@ type EdgeHubConfiguration struct {
 	ClusterCAFile       string   `json:"clusterCAFile"`
 	NodeCertificateFile string   `json:"nodeCertificateFile"`
 	DataDir             string   `json:"dataDir"`
+	InClusterAddress    string   `json:"inClusterAddress,omitempty"`
 }
 
 // EdgeHubConfigFor is the configuration of the edgehub of node, which
 // forwards to the API server the node joined, by the name its certificate
 // carries (the server the bootstrap kubeconfig named before edgehub).
 func EdgeHubConfigFor(node string, t Target, p host.Paths) ([]byte, error) {
+	return EdgeHubConfigForNode(node, "", t, p)
+}
+
+// EdgeHubConfigForNode is EdgeHubConfigFor with edgehub also serving the
+// node's pods that use the in-cluster configuration, on nodeIP (none when
+// nodeIP is empty).
+func EdgeHubConfigForNode(node, nodeIP string, t Target, p host.Paths) ([]byte, error) {
 	c := EdgeHubConfiguration{
 		APIVersion: edgeHubAPIVersion, Kind: edgeHubKind,
 		NodeName:      node,
@@ -76,6 +89,9 @@ func EdgeHubConfigFor(node string, t Target, p host.Paths) ([]byte, error) {
 		ClusterCAFile:       p.CACert,
 		NodeCertificateFile: nodeCertificate,
 		DataDir:             EdgeHubDataDir,
+	}
+	if nodeIP != "" {
+		c.InClusterAddress = net.JoinHostPort(nodeIP, strconv.Itoa(EdgeHubInClusterPort))
 	}
 	data, err := yaml.Marshal(c)
 	if err != nil {
@@ -132,7 +148,11 @@ func NewEdgeHubPhase() workflow.Phase {
 
 func startEdgeHub(d Data) error {
 	h, p, ctx := d.Host(), d.Paths(), d.Context()
-	cfg, err := EdgeHubConfigFor(d.NodeName(), d.Target(), p)
+	nodeIP, err := d.NodeIP()
+	if err != nil {
+		return err
+	}
+	cfg, err := EdgeHubConfigForNode(d.NodeName(), nodeIP, d.Target(), p)
 	if err != nil {
 		return err
 	}
