@@ -33,6 +33,9 @@ type Options struct {
 	Settings
 	DryRun   bool
 	Progress io.Writer
+	// Tunnel is where the tunnel step finds this host's files (used when
+	// Settings.Tunnel is on).
+	Tunnel TunnelOptions
 }
 
 // Summary is what addon prints at the end (-o json|yaml on a real run).
@@ -45,6 +48,7 @@ type Summary struct {
 	Objects          []ObjectResult      `json:"objects"`
 	Counts           map[Outcome]int     `json:"counts"`
 	Notes            []string            `json:"notes,omitempty"`
+	Tunnel           *TunnelSummary      `json:"tunnel,omitempty"`
 	Record           string              `json:"record"`
 	Duration         string              `json:"duration"`
 }
@@ -123,6 +127,17 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 		return nil, nil, badInput(err)
 	}
 
+	var tun *tunnelStep
+	if settings.Tunnel {
+		if tun, err = prepareTunnel(facts, o.Tunnel); err != nil {
+			return nil, nil, err
+		}
+		tun.progress = progress
+		if tun.opts.Waiter == nil {
+			tun.opts.Waiter = ClusterWaiter{Client: client, RESTConfig: cfg, Paths: tun.master.Paths}
+		}
+	}
+
 	plan, err := MakePlan(facts, settings)
 	if err != nil {
 		return nil, nil, err
@@ -136,10 +151,23 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if tun != nil {
+		perms = append(perms, TunnelPermissions()...)
+	}
 	if err := CheckAccess(ctx, client, perms); err != nil {
 		return nil, nil, err
 	}
 	say("[preflight] %d permissions checked (%s)", len(dedupe(perms)), round(time.Since(t)))
+	var serverPod []byte
+	if tun != nil {
+		if err := tun.checkCluster(ctx, client); err != nil {
+			return nil, nil, err
+		}
+		if serverPod, err = tun.serverPod(plan, settings); err != nil {
+			return nil, nil, err
+		}
+		say("[tunnel] kubeadm control plane, %d masters; this host is %s (%s)", len(tun.masters.All), tun.masters.Local.Node, tun.masters.Local.Endpoint)
+	}
 	prev, err := state.Get(ctx, client)
 	if err != nil {
 		return nil, nil, err
@@ -160,6 +188,19 @@ func Run(ctx context.Context, o Options) (*Summary, *Execution, error) {
 		s.Counts[r.Outcome]++
 	}
 	say("[apply] %d objects: %s (%s)", len(exe.Objects), CountsString(s.Counts), round(time.Since(t)))
+	if tun != nil {
+		if o.DryRun {
+			note, err := GetTunnelNote(ctx, client)
+			if err != nil {
+				return nil, nil, err
+			}
+			s.Tunnel = tun.summary(note)
+			say("[tunnel] dry run: would write the proxy server pod on %s, add the egress selector to its API server (original kept in %s), wait for /readyz and a node proxy, and record the change in kube-system/kubeadm-config",
+				s.Tunnel.LocalMaster, s.Tunnel.Backup)
+		} else if s.Tunnel, err = tun.configure(ctx, client, serverPod); err != nil {
+			return nil, nil, err
+		}
+	}
 	s.Duration = round(time.Since(began)).String()
 	return s, exe, nil
 }

@@ -59,12 +59,18 @@ type Settings struct {
 	MasterPublicAddr string // host[:port]; port defaults to the secure port
 	ImageRepository  string
 	EdgeVersion      string
+	// Tunnel deploys the cloud-edge tunnel (docs/tunnel.md).
+	Tunnel bool
+	// KonnectivityImageRepository holds proxy-server and proxy-agent;
+	// empty: upstream's (manifests.DefaultKonnectivityImageRepository).
+	KonnectivityImageRepository string
 }
 
 // Steps, in order.
 const (
 	StepJoinPrep = "join prerequisites"
 	StepEdge     = "edge components"
+	StepTunnel   = "tunnel"
 )
 
 // MakePlan renders every object for facts f and settings s. It is a pure
@@ -109,6 +115,15 @@ func MakePlan(f *clusterfacts.Facts, s Settings) (*Plan, error) {
 	}
 	for _, o := range edge {
 		p.Items = append(p.Items, Item{Object: o, Mode: Apply, Step: StepEdge})
+	}
+	if s.Tunnel {
+		objs, err := manifests.RenderTunnel(tunnelValues(p, s))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			p.Items = append(p.Items, Item{Object: o, Mode: Apply, Step: StepTunnel})
+		}
 	}
 	return p, nil
 }

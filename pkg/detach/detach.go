@@ -45,6 +45,9 @@ type Options struct {
 	// Timeout bounds the wait for each deleted object (a namespace takes
 	// longest: its contents go first) to be gone. Default 2 minutes.
 	Timeout time.Duration
+	// Tunnel is where this host's files are, to undo the tunnel's change
+	// of this master (used when addon noted a tunnel).
+	Tunnel addon.TunnelOptions
 }
 
 // Action is what detach did, or would do, to one recorded object.
@@ -57,10 +60,11 @@ type Action struct {
 
 // Result lists every action in the order taken.
 type Result struct {
-	NothingToDo bool     `json:"nothingToDo"`
-	DryRun      bool     `json:"dryRun"`
-	Actions     []Action `json:"actions"`
-	EdgeNodes   []string `json:"edgeNodes,omitempty"`
+	NothingToDo bool          `json:"nothingToDo"`
+	DryRun      bool          `json:"dryRun"`
+	Actions     []Action      `json:"actions"`
+	EdgeNodes   []string      `json:"edgeNodes,omitempty"`
+	Tunnel      *TunnelResult `json:"tunnel,omitempty"`
 }
 
 // Run detaches.
@@ -119,6 +123,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			perms = append(perms, addon.Permission{Verb: v, Group: gvk.Group, Resource: m.Resource.Resource, Namespace: obj.Namespace, Name: obj.Name})
 		}
 	}
+	note, err := addon.GetTunnelNote(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	if note != nil {
+		perms = append(perms, addon.TunnelPermissions()...)
+	}
 	if err := addon.CheckAccess(ctx, client, perms); err != nil {
 		return nil, err
 	}
@@ -143,6 +154,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(progress, "[detach] WARNING: --force: %d edge nodes are still joined and lose their edge components\n", len(res.EdgeNodes))
 	}
 
+	if note != nil {
+		// The masters' API servers first: they must not lose the proxy
+		// servers and agents while they still send traffic through them.
+		topts := o.Tunnel
+		if topts.Waiter == nil {
+			topts.Waiter = addon.ClusterWaiter{Client: client, RESTConfig: cfg, Paths: topts.Master().Paths}
+		}
+		tr, err := undoTunnel(ctx, client, topts, note, o.DryRun, progress)
+		res.Tunnel = tr
+		if err != nil {
+			return res, err
+		}
+	}
 	if !o.DryRun {
 		// Signatures "edgeadm token create" added to cluster-info itself
 		// (where no bootstrapsigner runs) go first, so an adopted

@@ -184,3 +184,23 @@ func writeFileAtomic(path string, data []byte, mode, dirMode fs.FileMode) error 
 	}
 	return nil
 }
+
+// Preflight checks, changing nothing, that Configure can edit manifest
+// (this master's kube-apiserver manifest as read) and that a manifest
+// already carrying the flag has its backup, so that a refusal comes before
+// addon deploys anything.
+func (m Master) Preflight(manifest []byte) error {
+	p := m.Paths
+	if _, _, err := ConfigureAPIServer(manifest, p); err != nil {
+		return err
+	}
+	configured, err := IsConfigured(manifest, p)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(m.path(p.APIServerBackup())); configured && err != nil {
+		return fmt.Errorf("%s already carries edgeadm's --%s but its backup %s cannot be read (%v): remove the flag and the %s and %s volumes by hand, then run addon again",
+			p.APIServerManifest(), EgressFlag, p.APIServerBackup(), err, EgressConfigVolume, UDSVolume)
+	}
+	return nil
+}

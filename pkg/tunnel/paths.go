@@ -15,15 +15,22 @@ type Paths struct {
 	// BackupDir keeps the original manifest. It must be outside ManifestDir:
 	// the kubelet would run every manifest in there, a backup included.
 	BackupDir string
+	// PKIDir holds the cluster CA (ca.crt, ca.key) that signs the proxy
+	// server's client certificate.
+	PKIDir string
+	// ServerKubeconfig is the proxy server's kubeconfig (holds a key: 0600).
+	ServerKubeconfig string
 }
 
 // DefaultPaths are the paths on a kubeadm master.
 func DefaultPaths() Paths {
 	return Paths{
-		ManifestDir:  "/etc/kubernetes/manifests",
-		EgressConfig: "/etc/kubernetes/edgeadm/egress-selector-configuration.yaml",
-		UDSDir:       "/etc/kubernetes/konnectivity-server",
-		BackupDir:    "/etc/kubernetes/edgeadm-backup",
+		ManifestDir:      "/etc/kubernetes/manifests",
+		EgressConfig:     "/etc/kubernetes/edgeadm/egress-selector-configuration.yaml",
+		UDSDir:           "/etc/kubernetes/konnectivity-server",
+		BackupDir:        "/etc/kubernetes/edgeadm-backup",
+		PKIDir:           "/etc/kubernetes/pki",
+		ServerKubeconfig: "/etc/kubernetes/konnectivity-server.conf",
 	}
 }
 
@@ -32,6 +39,9 @@ func (p Paths) UDSName() string { return path.Join(p.UDSDir, "konnectivity-serve
 
 // APIServerManifest is kube-apiserver's static pod manifest.
 func (p Paths) APIServerManifest() string { return path.Join(p.ManifestDir, "kube-apiserver.yaml") }
+
+// ServerManifest is the proxy server's static pod manifest.
+func (p Paths) ServerManifest() string { return path.Join(p.ManifestDir, "konnectivity-server.yaml") }
 
 // APIServerBackup is where the original kube-apiserver manifest is kept.
 func (p Paths) APIServerBackup() string { return path.Join(p.BackupDir, "kube-apiserver.yaml") }

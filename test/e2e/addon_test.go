@@ -53,8 +53,10 @@ var kubeadmObjects = []struct{ ns, name string }{
 }
 
 func addonArgs(c *testenv.Cluster, kubeconfig string, extra ...string) []string {
+	// --tunnel=false: the test cluster's API server is not a kubeadm static
+	// pod addon can reconfigure (addon would refuse the tunnel).
 	return append([]string{"addon", "edge-apps", "--kubeconfig", kubeconfig, "--ca.cert", c.CACertPath,
-		"--master-public-addr", c.PublicEndpoint()}, extra...)
+		"--master-public-addr", c.PublicEndpoint(), "--tunnel=false"}, extra...)
 }
 
 // runAddon runs a real addon with -o json and returns its summary.

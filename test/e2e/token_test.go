@@ -290,7 +290,7 @@ func waitSignerUp(t *testing.T, client kubernetes.Interface) {
 // edge-apps --master-public-addr" does, with the public address recorded.
 func prepareJoin(t *testing.T, c *testenv.Cluster, kubeconfig, public string) {
 	t.Helper()
-	r := RunEdgeadm(t, "addon", "edge-apps", "--kubeconfig", kubeconfig, "--ca.cert", c.CACertPath, "--master-public-addr", public)
+	r := RunEdgeadm(t, "addon", "edge-apps", "--kubeconfig", kubeconfig, "--ca.cert", c.CACertPath, "--master-public-addr", public, "--tunnel=false")
 	if r.Code == 0 {
 		return
 	}

@@ -121,7 +121,7 @@ func (d *demo) flows(ctx context.Context) error {
 	if _, err := d.edgeadmOnMaster(ctx, "version"); err != nil {
 		return err
 	}
-	if _, err := d.edgeadmOnMaster(ctx, "addon", "edge-apps", kc, "--ca.cert="+d.cluster.CACertPath, "--master-public-addr="+d.cluster.PublicEndpoint()); err != nil {
+	if _, err := d.edgeadmOnMaster(ctx, "addon", "edge-apps", kc, "--ca.cert="+d.cluster.CACertPath, "--master-public-addr="+d.cluster.PublicEndpoint(), "--tunnel=false"); err != nil {
 		return err
 	}
 	joinCmd, err := d.edgeadmOnMaster(ctx, "token", "create", kc, "--print-join-command")

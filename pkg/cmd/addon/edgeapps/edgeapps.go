@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,6 +30,7 @@ type options struct {
 	masterPublicAddr string
 	imageRepository  string
 	edgeVersion      string
+	tunnel           bool
 
 	dryRun bool
 	output string
@@ -54,6 +56,19 @@ kube-system/edgeadm, so that "edgeadm detach edge-apps" undoes exactly that.
 Every permission needed is checked before anything is changed. Running it
 again changes nothing.
 
+With --tunnel (the default), addon also deploys the cloud-edge tunnel
+(Konnectivity, docs/tunnel.md), so that kubectl logs, exec and port-forward
+reach edge nodes behind NAT. That needs the API server's
+--egress-selector-config-file, which addon sets only on a kubeadm master it
+runs on (as root): it writes the proxy server's static pod, backs up
+kube-apiserver.yaml outside the manifests folder, adds the flag, waits for
+/readyz and a node proxy through the tunnel, rolls back on failure, and
+records the change in kube-system/kubeadm-config. Other masters: run the
+same command on each of them. Where the control plane cannot be configured
+(not kubeadm, k3s, a managed cluster, not run on a master), addon refuses
+before changing anything and says what would work; --tunnel=false installs
+the rest without the tunnel.
+
 --dry-run -o yaml|json prints every object addon would write, including the
 record, and changes nothing; applying that output with
 "kubectl apply --server-side --field-manager=edgeadm -f -" gives the same
@@ -61,9 +76,11 @@ cluster as a real run.
 
 Exit codes: 0 done; 1 failed (for example the apiserver is unreachable);
 2 bad command line; 4 preflight failed (missing permissions, a --ca.key that
-does not match the CA, a bad --master-public-addr): nothing was changed.`,
+does not match the CA, a bad --master-public-addr, a control plane the tunnel
+cannot configure): nothing was changed.`,
 		Example: `  edgeadm addon edge-apps --master-public-addr 203.0.113.10:6443
-  edgeadm addon edge-apps --master-public-addr edge.example.com --dry-run -o yaml`,
+  edgeadm addon edge-apps --master-public-addr edge.example.com --dry-run -o yaml
+  edgeadm addon edge-apps --master-public-addr 203.0.113.10 --tunnel=false   # not on a kubeadm master`,
 		Args: cmd.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runE(c, streams, o)
@@ -78,6 +95,7 @@ does not match the CA, a bad --master-public-addr): nothing was changed.`,
 		`Address (host or host:port) edge nodes use to reach the API server; the port defaults to the apiserver's secure port. Recorded in the cluster for "edgeadm token create". Without it, the kubeconfig's server host is used (with a warning) unless it is a loopback address.`)
 	fs.StringVar(&o.imageRepository, "image-repository", manifests.DefaultImageRepository, "Registry the edge component images are pulled from (<repository>/edge-controller:<edge-version>).")
 	fs.StringVar(&o.edgeVersion, "edge-version", "", "Version (image tag) of the edge components. Defaults to this edgeadm's version.")
+	fs.BoolVar(&o.tunnel, "tunnel", true, `Deploy the cloud-edge tunnel (Konnectivity) and point this kubeadm master's API server at it. --tunnel=false skips it: kubectl logs, exec and port-forward to edge nodes behind NAT then do not work.`)
 	fs.BoolVar(&o.dryRun, "dry-run", false, "Print what would be written (with -o yaml|json: every object) and change nothing.")
 	printer.AddFlag(fs, &o.output)
 	return c
@@ -99,10 +117,16 @@ func runE(c *cobra.Command, streams cmd.IOStreams, o *options) error {
 		return err
 	}
 	fmt.Fprintf(streams.ErrOut, "[kubeconfig] %s, server %s\n", path, cfg.Host)
+	settings := addon.Settings{MasterPublicAddr: o.masterPublicAddr, ImageRepository: o.imageRepository, EdgeVersion: o.edgeVersion, Tunnel: o.tunnel}
+	if c.Flags().Changed("image-repository") {
+		// A mirror given by the user holds the proxy images too; by default
+		// they come from upstream's registry.
+		settings.KonnectivityImageRepository = o.imageRepository
+	}
 	sum, exe, err := addon.Run(c.Context(), addon.Options{
 		RESTConfig: cfg, CACertPath: o.caCert, CAKeyPath: o.caKey,
-		Settings: addon.Settings{MasterPublicAddr: o.masterPublicAddr, ImageRepository: o.imageRepository, EdgeVersion: o.edgeVersion},
-		DryRun:   o.dryRun, Progress: streams.ErrOut,
+		Settings: settings, DryRun: o.dryRun, Progress: streams.ErrOut,
+		Tunnel: addon.TunnelOptions{Root: "/"},
 	})
 	switch {
 	case errors.Is(err, addon.ErrForbidden), errors.Is(err, addon.ErrBadInput):
@@ -161,6 +185,19 @@ func printHuman(w io.Writer, s *addon.Summary) error {
 		fmt.Fprintf(w, "  %-12s %s\n", r.Outcome, r.Ref())
 	}
 	fmt.Fprintf(w, "Edge nodes will dial %s. Ownership is recorded in %s.\n", s.MasterPublicAddr, s.Record)
+	if t := s.Tunnel; t != nil {
+		state := "uses the tunnel (unchanged)"
+		switch {
+		case s.DryRun:
+			state = "would use the tunnel"
+		case t.APIServerChanged:
+			state = "now uses the tunnel (original manifest kept in " + t.Backup + ")"
+		}
+		fmt.Fprintf(w, "Tunnel: the API server of %s %s.\n", t.LocalMaster, state)
+		if len(t.PendingMasters) > 0 {
+			fmt.Fprintf(w, "Tunnel: the API servers of %s do not use it yet: run this same command as root on each of them.\n", strings.Join(t.PendingMasters, ", "))
+		}
+	}
 	if !s.DryRun {
 		fmt.Fprintln(w, "Next: edgeadm token create --print-join-command")
 	}

@@ -41,9 +41,18 @@ to do and detach exits 0.
 Refuses while nodes labelled superedge.io/edge-node=enable exist, unless
 --force is given.
 
+If addon deployed the tunnel (docs/tunnel.md), detach first puts this
+master's kube-apiserver manifest back exactly as it was (from the backup
+addon kept outside the manifests folder), waits for the API server, and
+removes the proxy server pod; it must run as root on every master addon
+configured. While other masters still use the tunnel it stops there and
+names them; the last one restores kube-system/kubeadm-config and removes
+the rest.
+
 Exit codes: 0 done or nothing to do; 1 failed; 2 bad command line;
 4 missing permissions (nothing was changed); 5 refused because edge nodes are
-joined (nothing was changed).`,
+joined (nothing was changed), or because other masters still use the tunnel
+(the message says whether this master's API server was restored).`,
 		Args: cmd.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runE(c, streams, o)
@@ -69,9 +78,10 @@ func runE(c *cobra.Command, streams cmd.IOStreams, o *options) error {
 		return err
 	}
 	fmt.Fprintf(streams.ErrOut, "[kubeconfig] %s, server %s\n", path, cfg.Host)
-	res, err := detach.Run(c.Context(), detach.Options{RESTConfig: cfg, Force: o.force, DryRun: o.dryRun, Progress: streams.ErrOut})
+	res, err := detach.Run(c.Context(), detach.Options{RESTConfig: cfg, Force: o.force, DryRun: o.dryRun, Progress: streams.ErrOut,
+		Tunnel: addon.TunnelOptions{Root: "/"}})
 	switch {
-	case errors.Is(err, detach.ErrEdgeNodesJoined):
+	case errors.Is(err, detach.ErrEdgeNodesJoined), errors.Is(err, detach.ErrTunnelMasters):
 		return exitcode.New(exitcode.Refused, err)
 	case errors.Is(err, addon.ErrForbidden):
 		return exitcode.New(exitcode.PreflightFailed, err)
@@ -89,6 +99,9 @@ func runE(c *cobra.Command, streams cmd.IOStreams, o *options) error {
 		fmt.Fprintln(streams.Out, "dry run: nothing was changed; detach would:")
 	} else {
 		fmt.Fprintln(streams.Out, "edge-apps detached:")
+	}
+	if t := res.Tunnel; t != nil && t.LocalMaster != "" {
+		fmt.Fprintf(streams.Out, "  tunnel: the kube-apiserver manifest of %s is the original again (restored: %t); kubeadm-config: %s\n", t.LocalMaster, t.Restored, t.KubeadmConfig)
 	}
 	for _, a := range res.Actions {
 		fmt.Fprintf(streams.Out, "  %-16s %s\n", a.Done, a.Ref())

@@ -1,0 +1,141 @@
+package addon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/edgeadm/edgeadm/pkg/tunnel"
+)
+
+// ClusterWaiter is the MasterWaiter of a real cluster: it reads the
+// masters' mirror pods (the kubelet reports there what it runs from the
+// manifests) and asks each master's own API server, at the endpoint kubeadm
+// advertises for it, for /readyz and a node proxy.
+type ClusterWaiter struct {
+	Client     kubernetes.Interface
+	RESTConfig *rest.Config
+	Paths      tunnel.Paths
+	// Timeout bounds each wait (default 3 minutes: an API server restart
+	// takes about a minute); Interval is the poll period (default 1 s).
+	Timeout, Interval time.Duration
+}
+
+func (w ClusterWaiter) poll(ctx context.Context, what string, cond func(context.Context) (bool, error)) error {
+	timeout, interval := w.Timeout, w.Interval
+	if timeout <= 0 {
+		timeout = 3 * time.Minute
+	}
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		if err != nil {
+			// The API server restarts under us: keep asking until the bound.
+			last = err
+			return false, nil
+		}
+		return ok, nil
+	})
+	if err != nil {
+		if last != nil {
+			return fmt.Errorf("%s: not after %s (last error: %v)", what, timeout, last)
+		}
+		return fmt.Errorf("%s: not after %s", what, timeout)
+	}
+	return nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ProxyServerReady implements MasterWaiter.
+func (w ClusterWaiter) ProxyServerReady(ctx context.Context, m MasterInfo) error {
+	return w.poll(ctx, fmt.Sprintf("the proxy server pod kube-system/%s Ready (an agent connected)", m.ProxyServerPod()), func(ctx context.Context) (bool, error) {
+		p, err := w.Client.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, m.ProxyServerPod(), metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return podReady(p), nil
+	})
+}
+
+// APIServerReady implements MasterWaiter.
+func (w ClusterWaiter) APIServerReady(ctx context.Context, m MasterInfo, configured bool) error {
+	state := "without"
+	if configured {
+		state = "with"
+	}
+	flag := "--" + tunnel.EgressFlag + "=" + w.Paths.EgressConfig
+	err := w.poll(ctx, fmt.Sprintf("the API server pod kube-system/%s running %s %s and Ready", m.APIServerPod, state, flag), func(ctx context.Context) (bool, error) {
+		p, err := w.Client.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, m.APIServerPod, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		has := false
+		for _, c := range p.Spec.Containers {
+			if c.Name == tunnel.APIServerContainer {
+				for _, a := range c.Command {
+					has = has || a == flag
+				}
+			}
+		}
+		return has == configured && podReady(p), nil
+	})
+	if err != nil {
+		return err
+	}
+	direct, err := w.direct(m)
+	if err != nil {
+		return err
+	}
+	return w.poll(ctx, fmt.Sprintf("/readyz of the API server at %s", m.Endpoint), func(ctx context.Context) (bool, error) {
+		b, err := direct.Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && strings.TrimSpace(string(b)) == "ok", err
+	})
+}
+
+// Verify implements MasterWaiter: the master's own kubelet through the
+// master's API server, which now dials it through the proxy server and the
+// cloud agent.
+func (w ClusterWaiter) Verify(ctx context.Context, m MasterInfo) error {
+	direct, err := w.direct(m)
+	if err != nil {
+		return err
+	}
+	return w.poll(ctx, fmt.Sprintf("node proxy /api/v1/nodes/%s/proxy/healthz through the API server at %s", m.Node, m.Endpoint), func(ctx context.Context) (bool, error) {
+		b, err := direct.Get().AbsPath("/api/v1/nodes", m.Node, "proxy/healthz").DoRaw(ctx)
+		return err == nil && strings.TrimSpace(string(b)) == "ok", err
+	})
+}
+
+// direct is a client of m's API server itself, not of the kubeconfig's
+// server (a load balancer would answer for any master).
+func (w ClusterWaiter) direct(m MasterInfo) (rest.Interface, error) {
+	if m.Endpoint == "" {
+		return nil, fmt.Errorf("master %s advertises no API server endpoint", m.Node)
+	}
+	cfg := rest.CopyConfig(w.RESTConfig)
+	cfg.Host = "https://" + m.Endpoint
+	cfg.Timeout = 10 * time.Second
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.Discovery().RESTClient(), nil
+}
