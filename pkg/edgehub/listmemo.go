@@ -102,3 +102,47 @@ func readListHead(body []byte) (objectHead, error) {
 	}
 	return head, nil
 }
+
+// listQueue knows, per client partition and LIST scope, the newest
+// complete LIST answer waiting in the recorder's queue. Recording a
+// complete LIST sets exactly the objects of its scope and touches nothing
+// outside it, so an older answer for the same scope still in the queue
+// behind a newer one would be overwritten anyway: the recorder skips it.
+// This keeps a burst of LISTs from costing the store more than the last.
+// The zero value is ready.
+type listQueue struct {
+	mu     sync.Mutex
+	next   uint64
+	latest map[queueKey]uint64
+}
+
+type queueKey struct {
+	identity string
+	scope    cache.Scope
+}
+
+// queued notes a complete LIST answer just queued; its number is given
+// to superseded when the recorder reaches it.
+func (q *listQueue) queued(identity string, scope cache.Scope) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.latest == nil {
+		q.latest = map[queueKey]uint64{}
+	}
+	q.next++
+	q.latest[queueKey{identity, scope}] = q.next
+	return q.next
+}
+
+// superseded tells whether a newer complete LIST of the same scope was
+// queued after answer n; the newest one clears its entry.
+func (q *listQueue) superseded(identity string, scope cache.Scope, n uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := queueKey{identity, scope}
+	if q.latest[k] != n {
+		return true
+	}
+	delete(q.latest, k)
+	return false
+}

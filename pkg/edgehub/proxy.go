@@ -38,8 +38,10 @@ type Handler struct {
 	// Tokens, when set, keeps the node's TokenRequest answers for offline.
 	Tokens *tokenCache
 
-	// lists lets the recorder skip a LIST answer the cache already holds.
-	lists listMemo
+	// lists lets the recorder skip a LIST answer the cache already holds;
+	// pending one a newer answer for the same scope will overwrite.
+	lists   listMemo
+	pending listQueue
 	// maxRecord overrides maxRecordedBody when positive (tests).
 	maxRecord atomic.Int64
 }
@@ -256,7 +258,22 @@ func (h *Handler) relayRecorded(w http.ResponseWriter, c caller, a apiRequest, r
 		return true
 	}
 	code, body, encoding := resp.StatusCode, keep.buf, resp.Header.Get("Content-Encoding")
-	if res := h.Recorder.submit(len(body), func() { h.record(c, a, code, body, encoding) }); res != submitQueued {
+	record := func() { h.record(c, a, code, body, encoding) }
+	var queued func()
+	if a.kind == kindList && code == http.StatusOK && !a.continued && !a.limited {
+		// Not paginated, so complete: a newer answer for the same scope
+		// queued behind this one makes recording this one pointless.
+		var n uint64
+		queued = func() { n = h.pending.queued(c.cacheKey, a.scope) }
+		record = func() {
+			if h.pending.superseded(c.cacheKey, a.scope, n) {
+				h.Metrics.RecordSkipped.Inc()
+				return
+			}
+			h.record(c, a, code, body, encoding)
+		}
+	}
+	if res := h.Recorder.submitThen(len(body), record, queued); res != submitQueued {
 		h.Metrics.recordDropped(dropReason(res))
 	}
 	return true

@@ -149,6 +149,39 @@ func TestListRecordedOnceperResourceVersion(t *testing.T) {
 	}
 }
 
+// A LIST answer still queued when a newer answer for the same scope is
+// queued behind it is not recorded: the newer one sets the same objects.
+func TestQueuedListSuperseded(t *testing.T) {
+	ca := newTestCA(t)
+	f := newFakeAPIServer(t, ca)
+	seed(f)
+	h := startHub(t, ca, "", f.srv.URL)
+	h.waitOnline(t, true)
+	c := h.nodeClient(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	if res := h.srv.handler.Recorder.submit(0, func() { <-release }); res != submitQueued {
+		t.Fatalf("blocking job: %v", res)
+	}
+	_, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	f.addPod(pod("default", "new", "edge-1", nil, corev1.PodRunning))
+	_, err = c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	// Paginated: may be partial, so it supersedes nothing (and is not
+	// recorded as the complete answer it is not).
+	_, err = c.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{Limit: 10})
+	must(t, err)
+	close(release)
+	h.waitRecorded(t)
+	if got := testutil.ToFloat64(h.srv.Metrics().RecordSkipped); got != 1 {
+		t.Fatalf("skipped recordings = %v, want the older queued LIST skipped", got)
+	}
+	if got := h.recorded(t, "node", cache.Scope{GVR: podsGVR, Namespace: "default"}); fmt.Sprint(got) != "[default/db-1 default/new default/web-1 default/web-2]" {
+		t.Fatalf("recorded %v, want the newer LIST", got)
+	}
+}
+
 // An answer above the recording limit reaches the client whole and is
 // not recorded (counted); a full recorder queue drops the recording
 // (counted) and the client gets its answer without waiting.

@@ -63,10 +63,12 @@ func newRecorderSized(jobs int, maxBytes int64) *Recorder {
 // Run works the queue until it is closed by Close and drained.
 func (r *Recorder) Run() {
 	for j := range r.q {
-		j.fn()
+		// Taking mu before running the job also makes what submitThen's
+		// queued did visible to it.
 		r.mu.Lock()
 		r.queuedBytes -= j.size
 		r.mu.Unlock()
+		j.fn()
 		r.doneMu.Lock()
 		r.done++
 		if r.progress != nil {
@@ -90,7 +92,16 @@ func (r *Recorder) Close() {
 // submit queues fn, which holds about size bytes, without ever waiting.
 // On a nil recorder fn runs at once.
 func (r *Recorder) submit(size int, fn func()) submitResult {
+	return r.submitThen(size, fn, nil)
+}
+
+// submitThen is submit that, once fn is queued and before it can run,
+// calls queued (when not nil).
+func (r *Recorder) submitThen(size int, fn, queued func()) submitResult {
 	if r == nil {
+		if queued != nil {
+			queued()
+		}
 		fn()
 		return submitQueued
 	}
@@ -106,6 +117,9 @@ func (r *Recorder) submit(size int, fn func()) submitResult {
 	case r.q <- recordJob{size: int64(size), fn: fn}:
 		r.queued++
 		r.queuedBytes += int64(size)
+		if queued != nil {
+			queued()
+		}
 		return submitQueued
 	default:
 		return submitFull

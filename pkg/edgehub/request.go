@@ -37,8 +37,9 @@ type apiRequest struct {
 	// watchList: a WATCH with sendInitialEvents=true, the streaming form of
 	// a LIST that client-go's informers use by default since 1.35.
 	watchList bool
-	// continued: a later page of a paginated LIST.
-	continued bool
+	// continued: a later page of a paginated LIST; limited: a LIST with a
+	// limit, whose answer may be a first page.
+	continued, limited bool
 	// tokenRequest: POST .../serviceaccounts/<name>/token.
 	tokenRequest bool
 }
@@ -103,6 +104,7 @@ func classify(r *http.Request) apiRequest {
 	} else {
 		a.kind = kindList
 		a.continued = q.Get("continue") != ""
+		a.limited = q.Get("limit") != ""
 	}
 	return a
 }
