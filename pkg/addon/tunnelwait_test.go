@@ -1,0 +1,104 @@
+package addon
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+
+	"github.com/edgeadm/edgeadm/pkg/tunnel"
+)
+
+// apiServer answers /readyz and the node proxy of cp1 on 127.0.0.1, as a
+// master's API server does at its advertised endpoint.
+func apiServer(t *testing.T, proxyStatus int) (*httptest.Server, *rest.Config) {
+	t.Helper()
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/readyz":
+			_, _ = w.Write([]byte("ok"))
+		case "/api/v1/nodes/cp1/proxy/healthz":
+			w.WriteHeader(proxyStatus)
+			_, _ = w.Write([]byte("ok"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(s.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
+	// The kubeconfig's server is elsewhere (a load balancer): the waiter
+	// must ask the master's own endpoint.
+	return s, &rest.Config{Host: "https://192.0.2.1:6443", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
+}
+
+func mirrorPod(name string, ready bool, command ...string) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kube-apiserver", Command: command}}},
+		Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}},
+	}
+}
+
+func TestClusterWaiter(t *testing.T) {
+	p := tunnel.DefaultPaths()
+	flag := "--" + tunnel.EgressFlag + "=" + p.EgressConfig
+	s, cfg := apiServer(t, http.StatusOK)
+	m := MasterInfo{Node: "cp1", Endpoint: strings.TrimPrefix(s.URL, "https://"), APIServerPod: "kube-apiserver-cp1"}
+	waiter := func(pods ...*corev1.Pod) ClusterWaiter {
+		c := fake.NewClientset()
+		for _, p := range pods {
+			_ = c.Tracker().Add(p)
+		}
+		return ClusterWaiter{Client: c, RESTConfig: cfg, Paths: p, Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond}
+	}
+	ctx := context.Background()
+
+	configured := mirrorPod("kube-apiserver-cp1", true, "kube-apiserver", flag)
+	if err := waiter(configured).APIServerReady(ctx, m, true); err != nil {
+		t.Errorf("configured and ready: %v", err)
+	}
+	// The kubelet still runs the old manifest: not done.
+	err := waiter(mirrorPod("kube-apiserver-cp1", true, "kube-apiserver")).APIServerReady(ctx, m, true)
+	if err == nil || !strings.Contains(err.Error(), "kube-system/kube-apiserver-cp1 running with "+flag) {
+		t.Errorf("old manifest: %v", err)
+	}
+	if err := waiter(mirrorPod("kube-apiserver-cp1", true, "kube-apiserver")).APIServerReady(ctx, m, false); err != nil {
+		t.Errorf("restored and ready: %v", err)
+	}
+	if err := waiter(mirrorPod("kube-apiserver-cp1", false, "kube-apiserver", flag)).APIServerReady(ctx, m, true); err == nil {
+		t.Error("a pod that is not Ready was taken as ready")
+	}
+	if err := waiter().APIServerReady(ctx, m, true); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("no pod: %v", err)
+	}
+
+	if err := waiter(mirrorPod("konnectivity-server-cp1", true)).ProxyServerReady(ctx, m); err != nil {
+		t.Errorf("proxy server ready: %v", err)
+	}
+	if err := waiter(mirrorPod("konnectivity-server-cp1", false)).ProxyServerReady(ctx, m); err == nil || !strings.Contains(err.Error(), "an agent connected") {
+		t.Errorf("proxy server not ready: %v", err)
+	}
+
+	if err := waiter().Verify(ctx, m); err != nil {
+		t.Errorf("node proxy answers: %v", err)
+	}
+	s503, cfg503 := apiServer(t, http.StatusServiceUnavailable)
+	w := waiter()
+	w.RESTConfig = cfg503
+	bad := MasterInfo{Node: "cp1", Endpoint: strings.TrimPrefix(s503.URL, "https://")}
+	if err := w.Verify(ctx, bad); err == nil || !strings.Contains(err.Error(), "node proxy /api/v1/nodes/cp1/proxy/healthz") {
+		t.Errorf("node proxy failing: %v", err)
+	}
+}
