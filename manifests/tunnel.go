@@ -11,8 +11,9 @@ import (
 )
 
 // The tunnel's templates (docs/tunnel.md). They are not in Templates: addon
-// applies them only with --tunnel, which is off until the egress change of
-// the masters is driven end to end.
+// plans them only with --tunnel, after it has checked that it can point the
+// API server at the proxy server (a tunnel without that would only hide the
+// failure).
 var (
 	// TunnelTemplates are applied through the API, in this order.
 	TunnelTemplates = []string{
