@@ -99,7 +99,7 @@ func (v TunnelValues) WithDefaults() TunnelValues {
 	def(&v.PKIDir, "/etc/kubernetes/pki")
 	def(&v.ClusterCert, path.Join(v.PKIDir, "apiserver.crt"))
 	def(&v.ClusterKey, path.Join(v.PKIDir, "apiserver.key"))
-	def(&v.ServerKubeconfig, "/etc/kubernetes/konnectivity-server.conf")
+	def(&v.ServerKubeconfig, "/etc/kubernetes/edgeadm-konnectivity/konnectivity-server.conf")
 	return v
 }
 

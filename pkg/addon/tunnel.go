@@ -156,7 +156,9 @@ func prepareTunnel(f *clusterfacts.Facts, o TunnelOptions) (*tunnelStep, error) 
 	if err := m.Preflight(local.Manifest); err != nil {
 		return nil, badInput(err)
 	}
-	for _, dir := range []string{p.ManifestDir, filepath.Dir(p.ServerKubeconfig)} {
+	// The manifests folder, and the folder the backup, egress file and
+	// server kubeconfig folders are made in.
+	for _, dir := range []string{p.ManifestDir, filepath.Dir(p.ManifestDir)} {
 		if err := syscall.Access(filepath.Join(m.Root, dir), wOK); err != nil {
 			return nil, badInput(fmt.Errorf("%s is not writable (%v): run addon as root on the master, or with --tunnel=false", dir, err))
 		}
@@ -293,7 +295,7 @@ func (t *tunnelStep) configure(ctx context.Context, client kubernetes.Interface,
 			// on this master.
 			_, rerr := t.master.RemoveServer()
 			*note = note.WithoutMaster(local.Node)
-			return nil, errors.Join(fmt.Errorf("%w; the API server of %s was not changed and the proxy server pod was removed; check the konnectivity-agent-cloud pods in %s and the konnectivity-server container's log, then run addon again (or with --tunnel=false, then detach)",
+			return nil, errors.Join(fmt.Errorf("%w; the API server of %s was not changed and the proxy server pod was removed; check the konnectivity-agent-cloud pods in %s and the konnectivity-server container's log, then run addon again; to go without the tunnel, run \"edgeadm detach edge-apps\", then addon with --tunnel=false",
 				err, local.Node, manifests.Namespace), rerr, SaveTunnelNote(ctx, client, *note))
 		}
 		return nil, err
@@ -360,6 +362,6 @@ func (t *tunnelStep) rollBack(ctx context.Context, client kubernetes.Interface, 
 	}
 	_, rerr := t.master.RemoveServer()
 	*note = note.WithoutMaster(local.Node)
-	return errors.Join(fmt.Errorf("the API server of %s did not work with the tunnel (%v): rolled back, its manifest is the original again, byte for byte, and it is ready; fix the cause and run addon again, or run addon with --tunnel=false",
+	return errors.Join(fmt.Errorf("the API server of %s did not work with the tunnel (%v): rolled back, its manifest is the original again, byte for byte, and it is ready; fix the cause and run addon again; to go without the tunnel, run \"edgeadm detach edge-apps\", then addon with --tunnel=false",
 		local.Node, cause), rerr, SaveTunnelNote(ctx, client, *note))
 }

@@ -355,8 +355,7 @@ func TestTunnelRollsBack(t *testing.T) {
 			if !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "--tunnel=false") {
 				t.Errorf("error does not say it rolled back and the way out: %v", err)
 			}
-			last := h.waiter.calls[len(h.waiter.calls)-1]
-			if last != "apiserver-ready-without-tunnel cp1" {
+			if n := len(h.waiter.calls); n == 0 || h.waiter.calls[n-1] != "apiserver-ready-without-tunnel cp1" {
 				t.Errorf("did not wait for the restored API server: %v", h.waiter.calls)
 			}
 			for _, f := range []string{p.ServerManifest(), p.ServerKubeconfig, p.APIServerBackup(), p.EgressConfig} {

@@ -18,7 +18,9 @@ type Paths struct {
 	// PKIDir holds the cluster CA (ca.crt, ca.key) that signs the proxy
 	// server's client certificate.
 	PKIDir string
-	// ServerKubeconfig is the proxy server's kubeconfig (holds a key: 0600).
+	// ServerKubeconfig is the proxy server's kubeconfig. It holds a key:
+	// 0600, in a folder of its own that is 0700 (not the socket folder,
+	// which the API server mounts too).
 	ServerKubeconfig string
 }
 
@@ -30,7 +32,7 @@ func DefaultPaths() Paths {
 		UDSDir:           "/etc/kubernetes/konnectivity-server",
 		BackupDir:        "/etc/kubernetes/edgeadm-backup",
 		PKIDir:           "/etc/kubernetes/pki",
-		ServerKubeconfig: "/etc/kubernetes/konnectivity-server.conf",
+		ServerKubeconfig: "/etc/kubernetes/edgeadm-konnectivity/konnectivity-server.conf",
 	}
 }
 

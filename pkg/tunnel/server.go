@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -150,7 +151,11 @@ func (m Master) RemoveServer() (changed bool, err error) {
 		}
 		changed = true
 	}
-	_ = os.Remove(m.path(p.UDSDir)) // only when empty
+	for _, d := range []string{p.UDSDir, filepath.Dir(p.ServerKubeconfig)} {
+		if d != "/etc/kubernetes" {
+			_ = os.Remove(m.path(d)) // only when empty
+		}
+	}
 	return changed, nil
 }
 

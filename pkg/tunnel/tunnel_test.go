@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/server/egressselector"
+	certutil "k8s.io/client-go/util/cert"
 	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
 	kubeadmscheme "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme"
 	kubeadmapiv1 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
@@ -18,6 +20,7 @@ import (
 	kubeadmutil "k8s.io/kubernetes/cmd/kubeadm/app/util"
 	configutil "k8s.io/kubernetes/cmd/kubeadm/app/util/config"
 	"k8s.io/kubernetes/cmd/kubeadm/app/util/config/strict"
+	"k8s.io/kubernetes/cmd/kubeadm/app/util/pkiutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -391,5 +394,77 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if got := fi.Mode() & (os.ModePerm | os.ModeDir); got != want {
 		t.Errorf("%s: mode %v, want %v", path, got, want)
+	}
+}
+
+func TestServerFiles(t *testing.T) {
+	root := t.TempDir()
+	m := Master{Root: root, Paths: DefaultPaths()}
+	p := m.Paths
+	pod := []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: konnectivity-server\n  labels:\n    app.kubernetes.io/managed-by: edgeadm\n")
+	if changed, err := m.WriteServer([]byte("kubeconfig"), pod); err != nil || !changed {
+		t.Fatalf("write: %v, %v", changed, err)
+	}
+	// The key's file and folder are the owner's alone.
+	assertMode(t, filepath.Join(root, p.ServerKubeconfig), 0o600)
+	assertMode(t, filepath.Join(root, filepath.Dir(p.ServerKubeconfig)), 0o700|os.ModeDir)
+	assertMode(t, filepath.Join(root, p.ServerManifest()), 0o600)
+	if !m.HasServer() {
+		t.Error("HasServer after WriteServer")
+	}
+	if changed, err := m.WriteServer(nil, pod); err != nil || changed {
+		t.Errorf("second write: %v, %v", changed, err)
+	}
+	if changed, err := m.RemoveServer(); err != nil || !changed {
+		t.Fatalf("remove: %v, %v", changed, err)
+	}
+	for _, gone := range []string{p.ServerManifest(), p.ServerKubeconfig, filepath.Dir(p.ServerKubeconfig)} {
+		if _, err := os.Stat(filepath.Join(root, gone)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left (%v)", gone, err)
+		}
+	}
+	// A server pod edgeadm did not write is neither replaced nor removed.
+	theirs := []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: konnectivity-server\n")
+	if err := os.WriteFile(filepath.Join(root, p.ServerManifest()), theirs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WriteServer(nil, pod); err == nil || !strings.Contains(err.Error(), "was not written by edgeadm") {
+		t.Errorf("overwrote the user's server pod: %v", err)
+	}
+	if _, err := m.RemoveServer(); err == nil {
+		t.Error("removed the user's server pod")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, p.ServerManifest())); !bytes.Equal(b, theirs) {
+		t.Error("the user's server pod changed")
+	}
+}
+
+func TestServerKubeconfigCurrent(t *testing.T) {
+	root := t.TempDir()
+	m := Master{Root: root, Paths: DefaultPaths()}
+	ca, key, err := pkiutil.NewCertificateAuthority(&pkiutil.CertConfig{Config: certutil.Config{CommonName: "kubernetes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := pkiutil.NewCertificateAuthority(&pkiutil.CertConfig{Config: certutil.Config{CommonName: "other"}})
+	now := time.Now()
+	if m.ServerKubeconfigCurrent(ca, now) {
+		t.Error("no kubeconfig is current")
+	}
+	kc, err := ServerKubeconfig(ca, key, "https://192.168.10.2:6443", now.Add(365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WriteServer(kc, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if !m.ServerKubeconfigCurrent(ca, now) {
+		t.Error("a fresh kubeconfig is not current")
+	}
+	if m.ServerKubeconfigCurrent(other, now) {
+		t.Error("a kubeconfig signed by another CA is current")
+	}
+	if m.ServerKubeconfigCurrent(ca, now.Add(300*24*time.Hour)) {
+		t.Error("a kubeconfig 65 days from expiry is current")
 	}
 }
