@@ -84,6 +84,10 @@ func (s *Server) startInCluster(ctx context.Context) error {
 	if s.in.ln, err = net.Listen("tcp", s.in.addr.String()); err != nil {
 		return fmt.Errorf("listen on inClusterAddress: %w", err)
 	}
+	// The redirect goes where the listener is (port 0 picks one).
+	if ap, err := netip.ParseAddrPort(s.in.ln.Addr().String()); err == nil {
+		s.in.addr = ap
+	}
 	s.in.loopDone = make(chan struct{})
 	s.wg.Add(1)
 	go func() {
@@ -222,7 +226,9 @@ func (s *Server) selfClient() (kubernetes.Interface, error) {
 			CertFile: s.cfg.NodeCertificateFile,
 			KeyFile:  s.cfg.NodeCertificateFile,
 		},
-		UserAgent: "edgehub",
-		Timeout:   30 * time.Second,
+		// JSON: what edgehub records and what its tests' fakes speak.
+		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"},
+		UserAgent:     "edgehub",
+		Timeout:       30 * time.Second,
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/netip"
 	"os"
@@ -55,19 +56,31 @@ func newSignerCA(t *testing.T) *signerCA {
 
 func (ca *signerCA) sign(t *testing.T, csrPEM []byte, notBefore time.Time, life time.Duration) []byte {
 	t.Helper()
-	b, _ := pem.Decode(csrPEM)
-	req, err := x509.ParseCertificateRequest(b.Bytes)
+	out, err := ca.signCSR(csrPEM, notBefore, life)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// signCSR signs like the kubelet-serving signer: what the CSR asks.
+func (ca *signerCA) signCSR(csrPEM []byte, notBefore time.Time, life time.Duration) ([]byte, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil {
+		return nil, fmt.Errorf("CSR is not PEM")
+	}
+	req, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
 		NotBefore: notBefore, NotAfter: notBefore.Add(life), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, req.PublicKey, ca.key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 var testServiceIPs = []netip.Addr{netip.MustParseAddr("10.96.0.1")}
