@@ -257,6 +257,9 @@ func (h *Handler) relayRecorded(w http.ResponseWriter, c caller, a apiRequest, r
 		h.Metrics.recordDropped(dropTooLarge)
 		return true
 	}
+	if len(keep.buf) == 0 {
+		return true // an answer to HEAD: nothing to record
+	}
 	code, body, encoding := resp.StatusCode, keep.buf, resp.Header.Get("Content-Encoding")
 	record := func() { h.record(c, a, code, body, encoding) }
 	var queued func()

@@ -448,3 +448,21 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 	}
 }
+
+// A HEAD is relayed and records nothing (and no error).
+func TestHeadNotRecorded(t *testing.T) {
+	ca := newTestCA(t)
+	g := newGzipAPIServer(t, ca, &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}})
+	h := startHub(t, ca, "", g.srv.URL)
+	h.waitOnline(t, true)
+	resp, err := h.httpClient(t).Head("https://" + h.srv.APIAddr() + "/api/v1/namespaces/default/pods/db-1")
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD: %s", resp.Status)
+	}
+	h.waitRecorded(t)
+	if n := testutil.ToFloat64(h.srv.Metrics().RecordErrors); n != 0 {
+		t.Fatalf("record errors after a HEAD = %v", n)
+	}
+}
