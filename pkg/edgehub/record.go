@@ -120,8 +120,8 @@ func (h *Handler) relayWatch(w http.ResponseWriter, body io.Reader, c caller, a 
 		if res := h.Recorder.submit(len(raw), func() { h.recordEvent(c, a, raw, &inInitial, &initial) }); res != submitQueued {
 			recording = false
 			h.Metrics.recordDropped(dropReason(res))
-			h.Log.Info("edgehub: recorder queue full, this watch is no longer recorded until the client watches again",
-				"resource", a.gvr.String(), "namespace", a.scope.Namespace)
+			h.Log.Info("edgehub: this watch is no longer recorded until the client watches or lists again",
+				"reason", dropReason(res), "resource", a.gvr.String(), "namespace", a.scope.Namespace)
 		}
 	}
 }

@@ -466,3 +466,59 @@ func TestHeadNotRecorded(t *testing.T) {
 		t.Fatalf("record errors after a HEAD = %v", n)
 	}
 }
+
+// A watch event meeting a full recorder queue is relayed, not recorded,
+// and the rest of that watch is not recorded either (counted once): the
+// cache keeps the state as of the last recorded event, without a hole.
+func TestWatchRecordingStopsAfterDrop(t *testing.T) {
+	ca := newTestCA(t)
+	f := newFakeAPIServer(t, ca)
+	h := startHub(t, ca, "", f.srv.URL)
+	h.waitOnline(t, true)
+	rec := h.srv.handler.Recorder
+	release := make(chan struct{})
+	if res := rec.submit(0, func() { <-release }); res != submitQueued {
+		t.Fatalf("blocking job: %v", res)
+	}
+	for rec.submit(0, func() {}) == submitQueued {
+	}
+	ev := func(typ, name string) string {
+		p := pod("default", name, "edge-1", map[string]string{"app": "x"}, corev1.PodRunning)
+		p.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+		p.ResourceVersion = "20"
+		b, _ := json.Marshal(map[string]any{"type": typ, "object": p})
+		return string(b)
+	}
+	w, err := h.nodeClient(t).CoreV1().Pods("default").Watch(context.Background(), metav1.ListOptions{LabelSelector: "app=x"})
+	must(t, err)
+	defer w.Stop()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case e := <-w.ResultChan():
+			if p, ok := e.Object.(*corev1.Pod); !ok || p.Name != want {
+				t.Fatalf("watch relayed %v %#v, want %s", e.Type, e.Object, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event for %s not relayed within 10s", want)
+		}
+	}
+	f.events <- ev("ADDED", "a")
+	next("a")
+	close(release)
+	h.waitRecorded(t)
+	f.events <- ev("ADDED", "b")
+	next("b")
+	// c passed the relay after b's recording would have been queued.
+	f.events <- ev("ADDED", "c")
+	next("c")
+	h.waitRecorded(t)
+	for _, name := range []string{"a", "b", "c"} {
+		if _, ok := h.store.Get("node", podsGVR, "default", name); ok {
+			t.Errorf("pod %s recorded from a watch whose recording was dropped", name)
+		}
+	}
+	if n := testutil.ToFloat64(h.srv.Metrics().RecordDropped.WithLabelValues(dropQueueFull)); n != 1 {
+		t.Fatalf("queue_full drops = %v, want 1 for the whole watch", n)
+	}
+}
