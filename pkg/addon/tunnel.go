@@ -186,6 +186,7 @@ func TunnelPermissions() []Permission {
 		{Verb: "get", Resource: "configmaps", Namespace: metav1.NamespaceSystem, Name: kubeadmconstants.KubeadmConfigConfigMap},
 		{Verb: "update", Resource: "configmaps", Namespace: metav1.NamespaceSystem, Name: kubeadmconstants.KubeadmConfigConfigMap},
 		{Verb: "get", Resource: "nodes", Subresource: "proxy"},
+		{Verb: "list", Group: "apiregistration.k8s.io", Resource: "apiservices"},
 	}
 }
 

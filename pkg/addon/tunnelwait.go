@@ -2,6 +2,7 @@ package addon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -112,16 +113,82 @@ func (w ClusterWaiter) APIServerReady(ctx context.Context, m MasterInfo, configu
 
 // Verify implements MasterWaiter: the master's own kubelet through the
 // master's API server, which now dials it through the proxy server and the
-// cloud agent.
+// cloud agent; then every aggregated API served by a Service that was
+// Available (metrics-server, ...), whose traffic takes the same path as a
+// webhook's (the "cluster" egress, the cloud agent's default route).
+// Webhooks themselves are not called: no request is known to reach one
+// without side effects.
 func (w ClusterWaiter) Verify(ctx context.Context, m MasterInfo) error {
 	direct, err := w.direct(m)
 	if err != nil {
 		return err
 	}
-	return w.poll(ctx, fmt.Sprintf("node proxy /api/v1/nodes/%s/proxy/healthz through the API server at %s", m.Node, m.Endpoint), func(ctx context.Context) (bool, error) {
+	err = w.poll(ctx, fmt.Sprintf("node proxy /api/v1/nodes/%s/proxy/healthz through the API server at %s", m.Node, m.Endpoint), func(ctx context.Context) (bool, error) {
 		b, err := direct.Get().AbsPath("/api/v1/nodes", m.Node, "proxy/healthz").DoRaw(ctx)
 		return err == nil && strings.TrimSpace(string(b)) == "ok", err
 	})
+	if err != nil {
+		return err
+	}
+	apis, err := availableAggregatedAPIs(ctx, direct)
+	if err != nil {
+		return err
+	}
+	for _, gv := range apis {
+		err := w.poll(ctx, fmt.Sprintf("the aggregated API /apis/%s (served by a Service in the cluster) through the API server at %s", gv, m.Endpoint), func(ctx context.Context) (bool, error) {
+			_, err := direct.Get().AbsPath("/apis", gv).DoRaw(ctx)
+			return err == nil, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apiServiceList is the part of apiregistration.k8s.io/v1 APIServiceList
+// the check needs.
+type apiServiceList struct {
+	Items []struct {
+		Spec struct {
+			Service *struct {
+				Namespace string `json:"namespace"`
+			} `json:"service"`
+			Group   string `json:"group"`
+			Version string `json:"version"`
+		} `json:"spec"`
+		Status struct {
+			Conditions []struct {
+				Type   string `json:"type"`
+				Status string `json:"status"`
+			} `json:"conditions"`
+		} `json:"status"`
+	} `json:"items"`
+}
+
+// availableAggregatedAPIs lists group/version of the APIServices backed by
+// a Service and Available: those the change must not break.
+func availableAggregatedAPIs(ctx context.Context, c rest.Interface) ([]string, error) {
+	b, err := c.Get().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the aggregated APIs: %w", err)
+	}
+	var l apiServiceList
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("list the aggregated APIs: %w", err)
+	}
+	var out []string
+	for _, it := range l.Items {
+		if it.Spec.Service == nil {
+			continue
+		}
+		for _, c := range it.Status.Conditions {
+			if c.Type == "Available" && c.Status == "True" {
+				out = append(out, it.Spec.Group+"/"+it.Spec.Version)
+			}
+		}
+	}
+	return out, nil
 }
 
 // direct is a client of m's API server itself, not of the kubeconfig's

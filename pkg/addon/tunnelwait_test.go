@@ -19,7 +19,7 @@ import (
 
 // apiServer answers /readyz and the node proxy of cp1 on 127.0.0.1, as a
 // master's API server does at its advertised endpoint.
-func apiServer(t *testing.T, proxyStatus int) (*httptest.Server, *rest.Config) {
+func apiServer(t *testing.T, proxyStatus, aggregatedStatus int) (*httptest.Server, *rest.Config) {
 	t.Helper()
 	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -28,6 +28,16 @@ func apiServer(t *testing.T, proxyStatus int) (*httptest.Server, *rest.Config) {
 		case "/api/v1/nodes/cp1/proxy/healthz":
 			w.WriteHeader(proxyStatus)
 			_, _ = w.Write([]byte("ok"))
+		case "/apis/apiregistration.k8s.io/v1/apiservices":
+			// A local API (no service), an available aggregated one, and one
+			// that was not available before (not checked).
+			_, _ = w.Write([]byte(`{"items":[
+				{"spec":{"group":"apps","version":"v1"},"status":{"conditions":[{"type":"Available","status":"True"}]}},
+				{"spec":{"service":{"namespace":"kube-system","name":"metrics-server"},"group":"metrics.k8s.io","version":"v1beta1"},"status":{"conditions":[{"type":"Available","status":"True"}]}},
+				{"spec":{"service":{"namespace":"x","name":"y"},"group":"broken.example","version":"v1"},"status":{"conditions":[{"type":"Available","status":"False"}]}}]}`))
+		case "/apis/metrics.k8s.io/v1beta1":
+			w.WriteHeader(aggregatedStatus)
+			_, _ = w.Write([]byte(`{}`))
 		default:
 			http.NotFound(w, r)
 		}
@@ -54,7 +64,7 @@ func mirrorPod(name string, ready bool, command ...string) *corev1.Pod {
 func TestClusterWaiter(t *testing.T) {
 	p := tunnel.DefaultPaths()
 	flag := "--" + tunnel.EgressFlag + "=" + p.EgressConfig
-	s, cfg := apiServer(t, http.StatusOK)
+	s, cfg := apiServer(t, http.StatusOK, http.StatusOK)
 	m := MasterInfo{Node: "cp1", Endpoint: strings.TrimPrefix(s.URL, "https://"), APIServerPod: "kube-apiserver-cp1"}
 	waiter := func(pods ...*corev1.Pod) ClusterWaiter {
 		c := fake.NewClientset()
@@ -94,11 +104,19 @@ func TestClusterWaiter(t *testing.T) {
 	if err := waiter().Verify(ctx, m); err != nil {
 		t.Errorf("node proxy answers: %v", err)
 	}
-	s503, cfg503 := apiServer(t, http.StatusServiceUnavailable)
-	w := waiter()
-	w.RESTConfig = cfg503
-	bad := MasterInfo{Node: "cp1", Endpoint: strings.TrimPrefix(s503.URL, "https://")}
-	if err := w.Verify(ctx, bad); err == nil || !strings.Contains(err.Error(), "node proxy /api/v1/nodes/cp1/proxy/healthz") {
-		t.Errorf("node proxy failing: %v", err)
+	for _, tc := range []struct {
+		proxy, aggregated int
+		want              string
+	}{
+		{http.StatusServiceUnavailable, http.StatusOK, "node proxy /api/v1/nodes/cp1/proxy/healthz"},
+		{http.StatusOK, http.StatusServiceUnavailable, "the aggregated API /apis/metrics.k8s.io/v1beta1"},
+	} {
+		s, cfg := apiServer(t, tc.proxy, tc.aggregated)
+		w := waiter()
+		w.RESTConfig = cfg
+		bad := MasterInfo{Node: "cp1", Endpoint: strings.TrimPrefix(s.URL, "https://")}
+		if err := w.Verify(ctx, bad); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want a failure naming %q, got %v", tc.want, err)
+		}
 	}
 }
