@@ -90,7 +90,7 @@ cannot configure): nothing was changed.`,
 	fs.StringVar(&o.caCert, "ca.cert", filepath.Join(pki, kubeadmconstants.CACertName),
 		"Cluster CA certificate. Used when readable; otherwise the kubeconfig's CA. Either must have signed the apiserver's certificate.")
 	fs.StringVar(&o.caKey, "ca.key", "",
-		"Cluster CA private key. Nothing addon edge-apps makes today is signed with it, so it is not needed; if given, it is checked against the CA and addon stops if it does not match.")
+		"Cluster CA private key. Not needed: if given, it is checked against the CA and addon stops if it does not match. (The tunnel signs its proxy server's client certificate with the master's own /etc/kubernetes/pki/ca.key.)")
 	fs.StringVar(&o.masterPublicAddr, "master-public-addr", "",
 		`Address (host or host:port) edge nodes use to reach the API server; the port defaults to the apiserver's secure port. Recorded in the cluster for "edgeadm token create". Without it, the kubeconfig's server host is used (with a warning) unless it is a loopback address.`)
 	fs.StringVar(&o.imageRepository, "image-repository", manifests.DefaultImageRepository, "Registry the edge component images are pulled from (<repository>/edge-controller:<edge-version>).")
