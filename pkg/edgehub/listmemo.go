@@ -62,20 +62,21 @@ func (m *listMemo) forget(identity string, gvr schema.GroupVersionResource) {
 	delete(m.last, memoKey{identity, gvr})
 }
 
-// readListHead reads a LIST answer's kind, apiVersion and metadata without
-// parsing its items when, as the apiserver writes it, metadata comes
-// before them.
-func readListHead(body []byte) (objectHead, error) {
+// readListHeadAt reads a LIST answer's kind, apiVersion and metadata
+// without parsing its items when, as the apiserver writes it, they come
+// before the items; it then also returns the offset in body just past the
+// "items" key (else 0).
+func readListHeadAt(body []byte) (objectHead, int, error) {
 	var head objectHead
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return head, fmt.Errorf("a LIST answer that is not a JSON object")
+		return head, 0, fmt.Errorf("a LIST answer that is not a JSON object")
 	}
 	seenMeta := false
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return head, fmt.Errorf("reading a LIST answer: %w", err)
+			return head, 0, fmt.Errorf("reading a LIST answer: %w", err)
 		}
 		key, _ := t.(string)
 		switch key {
@@ -88,7 +89,7 @@ func readListHead(body []byte) (objectHead, error) {
 			seenMeta = true
 		case "items":
 			if seenMeta && head.Kind != "" {
-				return head, nil
+				return head, int(dec.InputOffset()), nil
 			}
 			var skip json.RawMessage
 			err = dec.Decode(&skip)
@@ -97,10 +98,10 @@ func readListHead(body []byte) (objectHead, error) {
 			err = dec.Decode(&skip)
 		}
 		if err != nil {
-			return head, fmt.Errorf("reading a LIST answer's %q: %w", key, err)
+			return head, 0, fmt.Errorf("reading a LIST answer's %q: %w", key, err)
 		}
 	}
-	return head, nil
+	return head, 0, nil
 }
 
 // listQueue knows, per client partition and LIST scope, the newest

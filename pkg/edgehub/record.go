@@ -63,7 +63,7 @@ func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) e
 		h.lists.forget(c.cacheKey, a.gvr)
 		return h.Store.Delete(c.cacheKey, a.gvr, a.info.Namespace, a.info.Name)
 	case a.kind == kindList && code == http.StatusOK:
-		head, err := readListHead(body)
+		head, itemsAt, err := readListHeadAt(body)
 		if err != nil {
 			return err
 		}
@@ -76,20 +76,16 @@ func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) e
 			h.Metrics.RecordSkipped.Inc()
 			return nil
 		}
-		var l listBody
-		if err := json.Unmarshal(body, &l); err != nil {
+		head, items, err := listItems(body, head, itemsAt)
+		if err != nil {
 			h.lists.forget(c.cacheKey, a.gvr)
 			return err
 		}
-		items := make([][]byte, len(l.Items))
-		for i, it := range l.Items {
-			items[i] = it
-		}
-		if err := h.Store.ReplaceList(c.cacheKey, a.scope, l.Kind, l.APIVersion, l.Metadata.ResourceVersion, items); err != nil {
+		if err := h.Store.ReplaceList(c.cacheKey, a.scope, head.Kind, head.APIVersion, head.Metadata.ResourceVersion, items); err != nil {
 			h.lists.forget(c.cacheKey, a.gvr)
 			return err
 		}
-		h.lists.remember(c.cacheKey, a.scope, l.objectHead)
+		h.lists.remember(c.cacheKey, a.scope, head)
 	}
 	return nil
 }

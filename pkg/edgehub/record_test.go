@@ -424,17 +424,17 @@ func TestReadListHead(t *testing.T) {
 		{`{"items":[],"metadata":{"resourceVersion":"3"},"apiVersion":"v1","kind":"PodList"}`, "PodList v1 3 "},
 		{` {"kind":"PodList","metadata":{},"items":null}`, "PodList  0 "},
 	} {
-		h, err := readListHead([]byte(tc.body))
+		h, _, err := readListHeadAt([]byte(tc.body))
 		must(t, err)
 		rv := h.Metadata.ResourceVersion
 		if rv == "" {
 			rv = "0"
 		}
 		if got := strings.Join([]string{h.Kind, h.APIVersion, rv, h.Metadata.Continue}, " "); got != tc.want {
-			t.Errorf("readListHead(%s) = %q, want %q", tc.body, got, tc.want)
+			t.Errorf("readListHeadAt(%s) = %q, want %q", tc.body, got, tc.want)
 		}
 	}
-	if _, err := readListHead([]byte(`[1]`)); err == nil {
+	if _, _, err := readListHeadAt([]byte(`[1]`)); err == nil {
 		t.Error("a JSON array was read as a list")
 	}
 }
@@ -520,5 +520,53 @@ func TestWatchRecordingStopsAfterDrop(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(h.srv.Metrics().RecordDropped.WithLabelValues(dropQueueFull)); n != 1 {
 		t.Fatalf("queue_full drops = %v, want 1 for the whole watch", n)
+	}
+}
+
+// Items cut out of a LIST answer are exactly encoding/json's, whatever
+// strings and nesting they hold; layouts other than the apiserver's fall
+// back to encoding/json; broken answers are refused.
+func TestListItems(t *testing.T) {
+	for i, body := range []string{
+		`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[{"a":"x]}\\\"[{,"},{"b":[1,[2,{"c":"}"}]]} , {} ]}`,
+		`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}`,
+		`{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":null}` + "\n",
+		"{ \"kind\" : \"PodList\", \"metadata\" : {} , \"items\" :\n[ {\"x\":1}\n,\n{\"y\":\"\\u005d\"} ]\n}\n",
+		`{"items":[{"x":1}],"kind":"PodList","metadata":{"resourceVersion":"3"}}`,
+		`{"kind":"PodList","metadata":{"resourceVersion":"3"},"items":[{"x":1}],"extra":{"y":2}}`,
+	} {
+		head, at, err := readListHeadAt([]byte(body))
+		must(t, err)
+		_, items, err := listItems([]byte(body), head, at)
+		must(t, err)
+		if _, fast := cutItems([]byte(body)[at:]); fast != (i < 4) {
+			t.Errorf("%s: cut without decoding = %v (items at %d)", body, fast, at)
+		}
+		var want listBody
+		must(t, json.Unmarshal([]byte(body), &want))
+		if len(items) != len(want.Items) {
+			t.Errorf("%s: %d items, want %d", body, len(items), len(want.Items))
+			continue
+		}
+		for i := range items {
+			if !bytes.Equal(items[i], want.Items[i]) {
+				t.Errorf("%s: item %d = %s, want %s", body, i, items[i], want.Items[i])
+			}
+		}
+	}
+	for _, body := range []string{
+		`{"kind":"PodList","metadata":{},"items":[{"x":1},]}`,
+		`{"kind":"PodList","metadata":{},"items":[{"x":1}`,
+		`{"kind":"PodList","metadata":{},"items":[{"x":"1}]}`,
+		`{"kind":"PodList","metadata":{},"items":[{"x":1}]`,
+		`{"kind":"PodList","metadata":{},"items":[,{"x":1}]}`,
+	} {
+		head, at, err := readListHeadAt([]byte(body))
+		if err != nil {
+			continue
+		}
+		if _, items, err := listItems([]byte(body), head, at); err == nil {
+			t.Errorf("%s: cut into %q, want an error", body, items)
+		}
 	}
 }
