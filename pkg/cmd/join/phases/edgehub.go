@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -68,19 +69,21 @@ type EdgeHubConfiguration struct {
 	NodeCertificateFile string   `json:"nodeCertificateFile"`
 	DataDir             string   `json:"dataDir"`
 	InClusterAddress    string   `json:"inClusterAddress,omitempty"`
+	ClusterDomain       string   `json:"clusterDomain,omitempty"`
 }
 
 // EdgeHubConfigFor is the configuration of the edgehub of node, which
 // forwards to the API server the node joined, by the name its certificate
 // carries (the server the bootstrap kubeconfig named before edgehub).
 func EdgeHubConfigFor(node string, t Target, p host.Paths) ([]byte, error) {
-	return EdgeHubConfigForNode(node, "", t, p)
+	return EdgeHubConfigForNode(node, "", "", t, p)
 }
 
 // EdgeHubConfigForNode is EdgeHubConfigFor with edgehub also serving the
 // node's pods that use the in-cluster configuration, on nodeIP (none when
-// nodeIP is empty).
-func EdgeHubConfigForNode(node, nodeIP string, t Target, p host.Paths) ([]byte, error) {
+// nodeIP is empty), for the cluster DNS domain clusterDomain (empty:
+// edgehub's default, cluster.local).
+func EdgeHubConfigForNode(node, nodeIP, clusterDomain string, t Target, p host.Paths) ([]byte, error) {
 	c := EdgeHubConfiguration{
 		APIVersion: edgeHubAPIVersion, Kind: edgeHubKind,
 		NodeName:      node,
@@ -92,12 +95,26 @@ func EdgeHubConfigForNode(node, nodeIP string, t Target, p host.Paths) ([]byte, 
 	}
 	if nodeIP != "" {
 		c.InClusterAddress = net.JoinHostPort(nodeIP, strconv.Itoa(EdgeHubInClusterPort))
+		c.ClusterDomain = clusterDomain
 	}
 	data, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, err
 	}
 	return append([]byte(fileHeader), data...), nil
+}
+
+// ClusterDomainOf is the clusterDomain of the cluster's KubeletConfiguration
+// (the name edgehub's kubernetes Service certificate carries), "" when it
+// names none.
+func ClusterDomainOf(kubeletConfig []byte) string {
+	var kc struct {
+		ClusterDomain string `json:"clusterDomain"`
+	}
+	if yaml.Unmarshal(kubeletConfig, &kc) != nil {
+		return ""
+	}
+	return strings.TrimSuffix(kc.ClusterDomain, ".")
 }
 
 // HTTPReady asks url and wants 200 OK, bounded by a few seconds.
@@ -152,7 +169,11 @@ func startEdgeHub(d Data) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := EdgeHubConfigForNode(d.NodeName(), nodeIP, d.Target(), p)
+	var domain string
+	if ci := d.ClusterInfo(); ci != nil {
+		domain = ClusterDomainOf(ci.KubeletConfig)
+	}
+	cfg, err := EdgeHubConfigForNode(d.NodeName(), nodeIP, domain, d.Target(), p)
 	if err != nil {
 		return err
 	}
