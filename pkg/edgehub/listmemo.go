@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -67,8 +68,15 @@ func (m *listMemo) forget(identity string, gvr schema.GroupVersionResource) {
 // before the items; it then also returns the offset in body just past the
 // "items" key (else 0).
 func readListHeadAt(body []byte) (objectHead, int, error) {
+	head, at, err := readListHeadFrom(bytes.NewReader(body))
+	return head, int(at), err
+}
+
+// readListHeadFrom is readListHeadAt reading from r, which it reads only
+// as far as the items when they come last.
+func readListHeadFrom(r io.Reader) (objectHead, int64, error) {
 	var head objectHead
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(r)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return head, 0, fmt.Errorf("a LIST answer that is not a JSON object")
 	}
@@ -89,7 +97,7 @@ func readListHeadAt(body []byte) (objectHead, int, error) {
 			seenMeta = true
 		case "items":
 			if seenMeta && head.Kind != "" {
-				return head, int(dec.InputOffset()), nil
+				return head, dec.InputOffset(), nil
 			}
 			var skip json.RawMessage
 			err = dec.Decode(&skip)

@@ -39,6 +39,10 @@ type watchEvent struct {
 // runs on the recorder's goroutine: body is the copy taken while the answer
 // streamed to the client, still compressed when encoding says so.
 func (h *Handler) record(c caller, a apiRequest, code int, body []byte, encoding string) {
+	if a.kind == kindList && code == http.StatusOK && h.listUnchanged(c, a, body, encoding) {
+		h.Metrics.RecordSkipped.Inc()
+		return
+	}
 	body, err := decodeBody(body, encoding, h.recordLimit())
 	if errors.Is(err, errBodyTooLarge) {
 		h.Metrics.recordDropped(dropTooLarge)
@@ -51,6 +55,18 @@ func (h *Handler) record(c caller, a apiRequest, code int, body []byte, encoding
 		h.Metrics.RecordErrors.Inc()
 		h.Log.Error(err, "recording an upstream answer in the cache failed", "resource", a.gvr.String())
 	}
+}
+
+// listUnchanged tells whether a LIST answer is the one last recorded for
+// its scope (listMemo), reading only its head: a compressed answer is not
+// inflated past it.
+func (h *Handler) listUnchanged(c caller, a apiRequest, body []byte, encoding string) bool {
+	r, err := headReader(body, encoding)
+	if err != nil {
+		return false // recording reports it
+	}
+	head, _, err := readListHeadFrom(r)
+	return err == nil && head.Metadata.Continue == "" && !a.continued && h.lists.unchanged(c.cacheKey, a.scope, head)
 }
 
 func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) error {
@@ -70,10 +86,6 @@ func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) e
 		// A page of a paginated LIST is not the whole answer: recording
 		// it as complete would make offline LISTs miss objects.
 		if head.Metadata.Continue != "" || a.continued {
-			return nil
-		}
-		if h.lists.unchanged(c.cacheKey, a.scope, head) {
-			h.Metrics.RecordSkipped.Inc()
 			return nil
 		}
 		head, items, err := listItems(body, head, itemsAt)

@@ -357,6 +357,17 @@ func TestGzipPassesThroughAndIsRecorded(t *testing.T) {
 	if len(got) != 50 {
 		t.Fatalf("recorded %d pods from the gzip answer, want 50", len(got))
 	}
+	// The same answer again: recognised from its head, not recorded again.
+	req, _ = http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = cl.Do(req)
+	must(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	h.waitRecorded(t)
+	if n := testutil.ToFloat64(h.srv.Metrics().RecordSkipped); n != 1 {
+		t.Fatalf("skipped recordings = %v after the same gzip answer twice, want 1", n)
+	}
 
 	req, _ = http.NewRequest(http.MethodGet, url+"?labelSelector=x%3Dy", nil)
 	req.Header.Set("Accept-Encoding", "identity")
@@ -370,7 +381,7 @@ func TestGzipPassesThroughAndIsRecorded(t *testing.T) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.encodes) != 2 || g.encodes[0] != "gzip" {
+	if len(g.encodes) != 3 || g.encodes[0] != "gzip" {
 		t.Fatalf("edgehub asked upstream for encodings %q, want gzip first", g.encodes)
 	}
 }

@@ -68,6 +68,18 @@ func decodeBody(body []byte, encoding string, limit int) ([]byte, error) {
 	}
 }
 
+// headReader reads body undoing its Content-Encoding as far as it is read.
+func headReader(body []byte, encoding string) (io.Reader, error) {
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		return bytes.NewReader(body), nil
+	case "gzip":
+		return gzip.NewReader(bytes.NewReader(body))
+	default:
+		return nil, fmt.Errorf("an answer with Content-Encoding %q, which edgehub did not ask for", encoding)
+	}
+}
+
 // acceptsGzip tells whether a client's Accept-Encoding admits gzip.
 func acceptsGzip(acceptEncoding string) bool {
 	for _, part := range strings.Split(acceptEncoding, ",") {
