@@ -194,8 +194,17 @@ func TestEdgeHubAutonomy(t *testing.T) {
 		<-pctx.Done()
 		cancel()
 	}
-	errs := kubeletErrors(t, h, since, 60)
-	t.Logf("kubelet logged %d error lines in the minute after edgehub restarted", len(errs))
+	// Only the kubelet's errors about its API connection (edgehub's
+	// address) count: image pulls of other pods fail on their own schedule
+	// (this host reaches no registry) and say nothing about the restart.
+	var errs []string
+	all := kubeletErrors(t, h, since, 60)
+	for _, l := range all {
+		if strings.Contains(l, "127.0.0.1:10261") {
+			errs = append(errs, l)
+		}
+	}
+	t.Logf("kubelet logged %d error lines about its API connection (of %d error lines) in the minute after edgehub restarted", len(errs), len(all))
 	if len(errs) > maxKubeletErrorsAfterEdgeHubRestart {
 		t.Errorf("kubelet error storm after edgehub restarted: %d error lines in a minute (bound %d):\n%s",
 			len(errs), maxKubeletErrorsAfterEdgeHubRestart, strings.Join(errs, "\n"))
