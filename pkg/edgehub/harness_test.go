@@ -104,6 +104,9 @@ type fakeAPIServer struct {
 
 	readyzFail atomic.Bool
 	probes     atomic.Int64
+	// pattern, when set, decides each probe from its number, so a test's
+	// sequence of answers does not depend on when a probe arrives.
+	pattern atomic.Pointer[probePattern]
 	// slices, when set, answers the default/kubernetes EndpointSlices.
 	slices atomic.Pointer[string]
 }
@@ -143,10 +146,32 @@ func (f *fakeAPIServer) callLog() []fakeCall {
 	return append([]fakeCall(nil), f.calls...)
 }
 
+// probePattern fails probe number start+i when fails[i%len(fails)].
+type probePattern struct {
+	fails []bool
+	start int64
+}
+
+// setProbePattern makes the probes from the next one on follow fails, in a
+// loop, until clearProbePattern.
+func (f *fakeAPIServer) setProbePattern(fails []bool) {
+	f.pattern.Store(&probePattern{fails: fails, start: f.probes.Load() + 1})
+}
+
+func (f *fakeAPIServer) clearProbePattern() { f.pattern.Store(nil) }
+
+// probeFails decides probe number n: by the pattern once it applies, else
+// by readyzFail (a probe counted just before the pattern was set).
+func (f *fakeAPIServer) probeFails(n int64) bool {
+	if p := f.pattern.Load(); p != nil && n >= p.start {
+		return p.fails[(n-p.start)%int64(len(p.fails))]
+	}
+	return f.readyzFail.Load()
+}
+
 func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/readyz" {
-		f.probes.Add(1)
-		if f.readyzFail.Load() {
+		if f.probeFails(f.probes.Add(1)) {
 			http.Error(w, "not ready", http.StatusInternalServerError)
 			return
 		}

@@ -40,24 +40,26 @@ func TestHysteresis(t *testing.T) {
 	h.waitOnline(t, true)
 	tr := h.srv.Metrics().Transitions
 
-	flip := func(pattern []bool, rounds int) {
-		// pattern[i]: probe i fails. Switch at each observed probe.
-		for i := 0; i < rounds; i++ {
-			f.readyzFail.Store(pattern[i%len(pattern)])
-			waitProbes(t, f, 1)
-		}
+	// Each probe's answer comes from its number, not from when it arrives:
+	// a probe in flight while the test switches would otherwise make two
+	// equal answers in a row on a loaded machine.
+	flip := func(pattern []bool, rounds int64) {
+		f.setProbePattern(pattern)
+		waitProbes(t, f, rounds)
 	}
 	flip([]bool{true, true, false}, 30)
 	if got := testutil.ToFloat64(tr.WithLabelValues("offline")); got != 0 {
 		t.Fatalf("went offline %v times on a link failing 2 of 3 probes", got)
 	}
 	f.readyzFail.Store(true)
+	f.clearProbePattern()
 	h.waitOnline(t, false)
 	flip([]bool{false, true}, 30)
 	if online, _ := h.srv.Balancer().Online(); online {
 		t.Fatal("came online on a link answering every other probe")
 	}
 	f.readyzFail.Store(false)
+	f.clearProbePattern()
 	h.waitOnline(t, true)
 	if off, on := testutil.ToFloat64(tr.WithLabelValues("offline")), testutil.ToFloat64(tr.WithLabelValues("online")); off != 1 || on != 1 {
 		t.Fatalf("transitions offline=%v online=%v, want 1 and 1", off, on)
