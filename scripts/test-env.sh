@@ -8,13 +8,15 @@
 # when its stamp says it was built from the same inputs, so a warm run takes seconds.
 #
 # Usage: scripts/test-env.sh [all|apt|binaries|images|rootfs|konnectivity|print-paths|verify|clean]   (default: all)
-#   all          apt, binaries, images, rootfs, in that order
+#   all          apt, binaries, images, rootfs, konnectivity, in that order
 #   apt          install the Debian packages the test environment needs (only if missing)
 #   binaries     $CACHE/bin/* and $CACHE/cni/bin/*
-#   images       $CACHE/images/pause.tar (tag in $CACHE/images/pause.tag)
+#   images       $CACHE/images/pause.tar (tag in $CACHE/images/pause.tag), and the control
+#                plane's images (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
+#                tagged as kubeadm names them, for a master that runs them as static pods
 #   rootfs       $CACHE/rootfs/$DEBIAN_SUITE (debootstrap, once)
 #   konnectivity $CACHE/konnectivity/{proxy-server,proxy-agent} and their image tarballs
-#                (the tunnel, docs/tunnel.md; not part of "all" until its e2e test lands)
+#                (the tunnel, docs/tunnel.md; its e2e test runs them)
 #   print-paths  print the layout as shell-sourceable KEY=VALUE lines (builds nothing)
 #   verify       run every built binary's version command and check the pause tarball
 #   clean        delete the cache, first unmounting anything left mounted inside it
@@ -29,10 +31,11 @@
 #   EDGEADM_NODE_ONLY=1    binaries: only what a node runs (no etcd and control plane)
 #
 # Layout (a contract other code relies on):
-#   $CACHE/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kubectl,
+#   $CACHE/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubeadm,kubelet,kubectl,
 #               containerd,containerd-shim-runc-v2,ctr,runc,crictl}
 #   $CACHE/cni/bin/{bridge,host-local,loopback,portmap}
 #   $CACHE/images/pause.tar, $CACHE/images/pause.tag
+#   $CACHE/images/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler}.tar (tags in .tag)
 #   $CACHE/rootfs/$DEBIAN_SUITE/
 #   $CACHE/tools/ociimage   (builds more image tarballs: build/ociimage/main.go)
 #   $CACHE/konnectivity/{proxy-server,proxy-agent}
@@ -205,6 +208,9 @@ build_binaries() {
     "Kubernetes $kv" --version
   go_bin kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler "$BIN/kube-scheduler" 0 "" "$k8s_flags" \
     "Kubernetes $kv" --version
+  # kubeadm init makes the master of the tunnel's e2e test (static pods, as on a user's master).
+  go_bin kubeadm kubernetes k8s.io/kubernetes/cmd/kubeadm "$BIN/kubeadm" 0 "" "$k8s_flags" \
+    "GitVersion:\"$kv\"" version
   fi
   go_bin kubelet kubernetes k8s.io/kubernetes/cmd/kubelet "$BIN/kubelet" 0 "" "$k8s_flags" \
     "Kubernetes $kv" --version
@@ -247,6 +253,11 @@ build_images() {
   go_bin pause-binary pause github.com/edgeadm/edgeadm/build/pause "$TOOLS/pause" 0 "" \
     "-s -w -X main.version=$tag" "pause.go $tag" -v
 
+  build_pause_image
+  if [ "${EDGEADM_NODE_ONLY:-}" != 1 ]; then build_control_plane_images; fi
+}
+
+build_pause_image() {
   local start key stamp=$STAMPS/pause-image
   start=$(date +%s)
   key=$(printf '%s\n' "recipe=$RECIPE" "image=$PAUSE_IMAGE" "$(cat "$STAMPS/ociimage" "$STAMPS/pause-binary")" | key_of)
@@ -263,6 +274,38 @@ build_images() {
   verify_pause_image >/dev/null
   echo "$key" >"$stamp"
   report pause-image "built pause.tar $PAUSE_IMAGE" "$start"
+}
+
+# build_control_plane_images: the cached etcd and control plane binaries, each alone in an
+# image at /usr/local/bin (kubeadm's manifests run them by name), tagged as kubeadm v1.37
+# names them (registry.k8s.io, etcd 3.7.0-0), so a master made with kubeadm init runs
+# them as static pods without a registry. Needs "binaries" first.
+build_control_plane_images() {
+  local c start key tag stamp bin out
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+    start=$(date +%s)
+    bin=$BIN/$c
+    [ -x "$bin" ] && [ -f "$STAMPS/$c" ] || die "$bin is missing: run scripts/test-env.sh binaries first"
+    case $c in
+      etcd) tag=registry.k8s.io/etcd:${ETCD_VERSION#v}-0 ;;
+      *) tag=registry.k8s.io/$c:$KUBERNETES_VERSION ;;
+    esac
+    stamp=$STAMPS/$c-image
+    key=$(printf '%s\n' "recipe=$RECIPE" "image=$tag" "arch=$GOARCH" "$(cat "$STAMPS/ociimage" "$STAMPS/$c")" | key_of)
+    if [ -f "$IMAGES/$c.tar" ] && [ -f "$IMAGES/$c.tag" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+      report "$c-image" "up to date ($(size_of "$IMAGES/$c.tar"))" "$start"
+      continue
+    fi
+    mkdir -p "$IMAGES"
+    rm -f "$stamp"
+    "$TOOLS/ociimage" build -o "$IMAGES/$c.tar" -tag "$tag" -arch "$GOARCH" -entrypoint "/usr/local/bin/$c" \
+      -add "/usr/local/bin/$c=$bin" || die "building $IMAGES/$c.tar failed"
+    echo "$tag" >"$IMAGES/$c.tag"
+    out=$("$TOOLS/ociimage" inspect -tag "$tag" "$IMAGES/$c.tar") || die "$IMAGES/$c.tar does not load"
+    grep -q "^platform: linux/$GOARCH\$" <<<"$out" || die "$IMAGES/$c.tar is not a linux/$GOARCH image tagged $tag"
+    echo "$key" >"$stamp"
+    report "$c-image" "built $c.tar $tag" "$start"
+  done
 }
 
 # build_konnectivity: Konnectivity's proxy server and agent from the module proxy
@@ -494,7 +537,7 @@ main() {
   local start
   start=$(date +%s)
   case $cmd in
-    all) install_apt; build_binaries; build_images; build_rootfs ;;
+    all) install_apt; build_binaries; build_images; build_rootfs; build_konnectivity ;;
     apt) install_apt ;;
     binaries) build_binaries ;;
     images) build_images ;;

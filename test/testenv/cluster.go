@@ -28,6 +28,9 @@ const teardownTimeout = 2 * time.Minute
 type Cluster struct {
 	*ControlPlane
 	Paths Paths
+	// Master is the kubeadm master of a NewKubeadmCluster (its control
+	// plane runs as static pods there), else nil.
+	Master *EdgeHost
 
 	tornDown bool
 }
@@ -83,13 +86,20 @@ func (c *Cluster) Teardown(ctx context.Context) error {
 	var errs []error
 	// Before the control plane started this is an empty one: Stop does nothing.
 	errs = append(errs, c.ControlPlane.Stop(ctx))
+	if c.Master != nil {
+		errs = append(errs, c.Master.Teardown(ctx))
+	}
 	errs = append(errs, c.Net.Teardown(ctx))
 	return errors.Join(errs...)
 }
 
 // Leftovers lists what of the cluster still exists (see Leftovers).
 func (c *Cluster) Leftovers(ctx context.Context) []string {
-	return Leftovers(ctx, c.Net, c.ControlPlane)
+	left := Leftovers(ctx, c.Net, c.ControlPlane)
+	if c.Master != nil {
+		left = append(left, c.Master.Leftovers()...)
+	}
+	return left
 }
 
 // RequireEnv returns the cache paths when the machine can run real clusters:

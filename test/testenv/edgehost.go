@@ -26,6 +26,10 @@ type EdgeHostOptions struct {
 	// ServiceCIDR is the cluster's service range, routed from pods to the host
 	// (default 10.96.0.0/12, kubeadm's and ControlPlaneOptions' default).
 	ServiceCIDR string
+	// BehindNAT puts the host on a private subnet behind its own NAT
+	// (Network.AddNATEdge) instead of on the cloud bridge: it reaches the
+	// cloud, the cloud cannot dial it. Link().Cut cuts the NAT's uplink.
+	BehindNAT bool
 }
 
 // EdgeHost is a Debian machine with systemd, booted by systemd-nspawn inside
@@ -84,8 +88,28 @@ var hostNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`)
 // On failure nothing of it is left behind but its namespace, which
 // n.Teardown removes.
 func NewEdgeHost(ctx context.Context, n *Network, paths Paths, name string, opts EdgeHostOptions) (*EdgeHost, error) {
+	opts, rootfs, err := hostPrereqs(paths, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	var link *Link
+	if opts.BehindNAT {
+		nat, err := n.AddNATEdge(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		link = nat.Link
+	} else if link, err = n.AddEdge(ctx, name); err != nil {
+		return nil, err
+	}
+	return bootHost(ctx, n, paths, name, link, opts, rootfs)
+}
+
+// hostPrereqs checks the name and what booting needs, and fills in the
+// options' defaults; it returns the root filesystem to boot.
+func hostPrereqs(paths Paths, name string, opts EdgeHostOptions) (EdgeHostOptions, string, error) {
 	if !hostNameRE.MatchString(name) {
-		return nil, fmt.Errorf("edge host name %q: want lower-case letters, digits and '-', at most 32", name)
+		return opts, "", fmt.Errorf("edge host name %q: want lower-case letters, digits and '-', at most 32", name)
 	}
 	if opts.Suite == "" {
 		opts.Suite = "bookworm"
@@ -95,15 +119,16 @@ func NewEdgeHost(ctx context.Context, n *Network, paths Paths, name string, opts
 	}
 	rootfs := filepath.Join(paths.Rootfs, opts.Suite)
 	if _, err := os.Stat(filepath.Join(rootfs, "usr/lib/systemd/systemd")); err != nil {
-		return nil, fmt.Errorf("%w: no systemd in root filesystem %s", ErrNoCache, rootfs)
+		return opts, "", fmt.Errorf("%w: no systemd in root filesystem %s", ErrNoCache, rootfs)
 	}
 	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
-		return nil, fmt.Errorf("edge hosts need systemd-nspawn (apt-get install systemd-container): %w", err)
+		return opts, "", fmt.Errorf("edge hosts need systemd-nspawn (apt-get install systemd-container): %w", err)
 	}
-	link, err := n.AddEdge(ctx, name)
-	if err != nil {
-		return nil, err
-	}
+	return opts, rootfs, nil
+}
+
+// bootHost makes a host on link and boots it (NewEdgeHost, NewKubeadmCluster's master).
+func bootHost(ctx context.Context, n *Network, paths Paths, name string, link *Link, opts EdgeHostOptions, rootfs string) (*EdgeHost, error) {
 	h := &EdgeHost{Name: name, Machine: link.NS, net: n, link: link, paths: paths, opts: opts, rootfs: rootfs}
 	if err := h.make(ctx); err != nil {
 		return nil, errors.Join(err, h.Teardown(context.WithoutCancel(ctx)))
