@@ -60,7 +60,7 @@ func benchLatency(b *testing.B, client *http.Client, url string) {
 
 // nodeHTTPClient is a client with the node's certificate trusting ca (for
 // the upstream) or edgehub's local CA.
-func nodeHTTPClient(b *testing.B, h *hub, caPEM []byte) *http.Client {
+func nodeHTTPClient(b testing.TB, h *hub, caPEM []byte) *http.Client {
 	cert, key := splitPEM(h.nodePEM)
 	tr, err := rest.TransportFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: cert, KeyData: key}})
 	if err != nil {

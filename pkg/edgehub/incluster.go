@@ -64,6 +64,7 @@ func newInCluster(cfg *Config, pool *x509.CertPool, handler http.Handler, s *Ser
 			MinVersion:     tls.VersionTLS12,
 		},
 		ReadHeaderTimeout: 30 * time.Second,
+		TLSNextProto:      http1Only(), // as on the node's face: see http1Only
 		ErrorLog:          stdlog.New(klogWriter{s.log.V(2)}, "", 0),
 	}
 	return in, nil

@@ -198,7 +198,8 @@ func TestInClusterFace(t *testing.T) {
 	// A pod: the cluster CA only, the Service IP as the name, a token.
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "10.96.0.1"}}}
+	// ForceAttemptHTTP2: a client that offers HTTP/2 still gets HTTP/1.1.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "10.96.0.1"}}}
 	req, _ := http.NewRequest(http.MethodGet, "https://"+srv.InClusterAddr()+"/api/v1/namespaces/app/configmaps/cfg", nil)
 	req.Header.Set("Authorization", "Bearer pod-token")
 	resp, err := client.Do(req)
@@ -209,6 +210,9 @@ func TestInClusterFace(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"value":"v1"`) {
 		t.Fatalf("answer %d %s", resp.StatusCode, body)
+	}
+	if resp.ProtoMajor != 1 {
+		t.Errorf("in-cluster face answered over %s, want HTTP/1.1 (see http1Only)", resp.Proto)
 	}
 	if leaf := resp.TLS.PeerCertificates[0]; leaf.Subject.CommonName != "system:node:edge-1" {
 		t.Errorf("served by %q", leaf.Subject.CommonName)

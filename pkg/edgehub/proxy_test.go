@@ -335,3 +335,23 @@ func (h *hub) httpClient(t testing.TB) *http.Client {
 }
 
 var _ kubernetes.Interface = (*kubernetes.Clientset)(nil)
+
+// TestLocalFaceSpeaksHTTP1: a client-go transport offers HTTP/2 and is
+// answered over HTTP/1.1, which costs a GET through edgehub about 0.25 ms
+// less (see http1Only).
+func TestLocalFaceSpeaksHTTP1(t *testing.T) {
+	ca := newTestCA(t)
+	f := newFakeAPIServer(t, ca)
+	f.addPod(pod("default", "web-1", "edge-1", nil, corev1.PodRunning))
+	h := startHub(t, ca, "", f.srv.URL)
+	h.waitOnline(t, true)
+	resp, err := nodeHTTPClient(t, h, h.localCA(t)).Get("https://" + h.srv.APIAddr() + "/api/v1/namespaces/default/pods/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
+		t.Fatalf("answer %s over %s, want 200 over HTTP/1.1", resp.Status, resp.Proto)
+	}
+}
