@@ -86,8 +86,18 @@ func TestRenderTunnel(t *testing.T) {
 
 	cloud := podSpec(t, find(objs, "Deployment", "konnectivity-agent-cloud"))
 	cc := cloud.Containers[0]
-	if !slices.Contains(cc.Args, "--agent-identifiers=default-route=true") || !slices.Contains(cc.Args, "--proxy-server-host=192.168.10.2") || cloud.HostNetwork {
+	// Its node too, under destHost: the proxy server is Ready only once an
+	// agent of its first strategy is connected (upstream's readiness), and
+	// addon waits for that before any edge node has joined.
+	if !slices.Contains(cc.Args, "--agent-identifiers=default-route=true&ipv4=$(HOST_IP)&host=$(NODE_NAME)") || !slices.Contains(cc.Args, "--proxy-server-host=192.168.10.2") || cloud.HostNetwork {
 		t.Errorf("cloud agent args %v, hostNetwork %v", cc.Args, cloud.HostNetwork)
+	}
+	cenv := map[string]string{}
+	for _, e := range cc.Env {
+		cenv[e.Name] = e.ValueFrom.FieldRef.FieldPath
+	}
+	if cenv["HOST_IP"] != "status.hostIP" || cenv["NODE_NAME"] != "spec.nodeName" {
+		t.Errorf("cloud agent env %v", cenv)
 	}
 	checkToken(t, "cloud", cloud)
 

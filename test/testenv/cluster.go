@@ -87,6 +87,7 @@ func (c *Cluster) Teardown(ctx context.Context) error {
 	// Before the control plane started this is an empty one: Stop does nothing.
 	errs = append(errs, c.ControlPlane.Stop(ctx))
 	if c.Master != nil {
+		c.Master.stopPods(ctx)
 		errs = append(errs, c.Master.Teardown(ctx))
 	}
 	errs = append(errs, c.Net.Teardown(ctx))

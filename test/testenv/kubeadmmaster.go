@@ -412,6 +412,19 @@ func MasterPodReady(ctx context.Context, client kubernetes.Interface, component 
 	return false, nil
 }
 
+// stopPods ends the kubelet and every pod on h at once, best effort: the
+// API server's graceful shutdown and systemd's stop of each pod would
+// otherwise outlast a bounded power-off.
+func (h *EdgeHost) stopPods(ctx context.Context) {
+	if !h.Running() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, _, _ = h.Exec(ctx, "systemctl", "stop", "kubelet.service")
+	_, _, _ = h.Exec(ctx, "crictl", "rmp", "--force", "--all")
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
