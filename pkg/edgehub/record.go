@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // initialEventsEnd is the annotation on the BOOKMARK that closes the
@@ -105,14 +107,18 @@ func (h *Handler) recordDecoded(c caller, a apiRequest, code int, body []byte) e
 // relayWatch copies a WATCH stream to the client event by event, flushing
 // each, and records the events as they pass. A watch-list's initial events
 // (up to the bookmark that ends them) are recorded as one complete list.
-// When the recorder's queue is full an event is dropped, and with it the
-// rest of this stream's recording: the cache then holds the state as of
-// the last recorded event rather than a state with a hole in it.
+//
+// When the recorder's queue is full an event cannot be recorded. Recording
+// the events after it would leave a hole (a missed DELETED brings a pod
+// back offline), and so would the client's next watch, which resumes after
+// the event it saw. So the stream ends with the error an apiserver sends
+// for a resourceVersion it no longer has (410 Expired): client-go's
+// reflectors then LIST again, and that answer is recorded whole. Until
+// then the cache holds the state as of the last recorded event.
 func (h *Handler) relayWatch(w http.ResponseWriter, body io.Reader, c caller, a apiRequest) {
 	dec := json.NewDecoder(body)
 	inInitial := a.watchList
 	var initial [][]byte
-	recording := true
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -122,16 +128,28 @@ func (h *Handler) relayWatch(w http.ResponseWriter, body io.Reader, c caller, a 
 			return
 		}
 		flush(w)
-		if !recording {
-			continue
-		}
 		if res := h.Recorder.submit(len(raw), func() { h.recordEvent(c, a, raw, &inInitial, &initial) }); res != submitQueued {
-			recording = false
 			h.Metrics.recordDropped(dropReason(res))
-			h.Log.Info("edgehub: this watch is no longer recorded until the client watches or lists again",
+			h.Log.Info("edgehub: a watch event could not be recorded; ending the watch as expired so its client lists again",
 				"reason", dropReason(res), "resource", a.gvr.String(), "namespace", a.scope.Namespace)
+			_, _ = w.Write(expiredEvent())
+			flush(w)
+			return
 		}
 	}
+}
+
+// expiredEvent is the watch event an apiserver sends when the client's
+// resourceVersion is too old to continue from.
+func expiredEvent() []byte {
+	b, _ := json.Marshal(map[string]any{"type": "ERROR", "object": metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure,
+		Reason:   metav1.StatusReasonExpired,
+		Code:     http.StatusGone,
+		Message:  "edgehub: this watch could not be recorded for offline use (recorder busy); list again",
+	}})
+	return append(b, '\n')
 }
 
 // recordEvent records one watch event; inInitial and initial carry the

@@ -20,7 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/edgeadm/edgeadm/pkg/edgehub/cache"
 )
@@ -478,16 +481,17 @@ func TestHeadNotRecorded(t *testing.T) {
 	}
 }
 
-// A watch event meeting a full recorder queue is relayed, not recorded,
-// and the rest of that watch is not recorded either (counted once): the
-// cache keeps the state as of the last recorded event, without a hole.
-func TestWatchRecordingStopsAfterDrop(t *testing.T) {
+// A watch event meeting a full recorder queue is relayed, not recorded, and
+// ends the watch with 410 Expired (counted once), so the client lists
+// again: the cache keeps the state as of the last recorded event, and no
+// later event is recorded over a hole.
+func TestWatchEndsExpiredAfterDrop(t *testing.T) {
 	ca := newTestCA(t)
 	f := newFakeAPIServer(t, ca)
 	h := startHub(t, ca, "", f.srv.URL)
 	h.waitOnline(t, true)
 	rec := h.srv.handler.Recorder
-	release := make(chan struct{})
+	release, unblock := blockRecorder(t)
 	if res := rec.submit(0, func() { <-release }); res != submitQueued {
 		t.Fatalf("blocking job: %v", res)
 	}
@@ -503,34 +507,42 @@ func TestWatchRecordingStopsAfterDrop(t *testing.T) {
 	w, err := h.nodeClient(t).CoreV1().Pods("default").Watch(context.Background(), metav1.ListOptions{LabelSelector: "app=x"})
 	must(t, err)
 	defer w.Stop()
-	next := func(want string) {
+	next := func() watch.Event {
 		t.Helper()
 		select {
-		case e := <-w.ResultChan():
-			if p, ok := e.Object.(*corev1.Pod); !ok || p.Name != want {
-				t.Fatalf("watch relayed %v %#v, want %s", e.Type, e.Object, want)
+		case e, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("watch closed early")
 			}
+			return e
 		case <-time.After(10 * time.Second):
-			t.Fatalf("event for %s not relayed within 10s", want)
+			t.Fatal("no event relayed within 10s")
 		}
+		return watch.Event{}
 	}
 	f.events <- ev("ADDED", "a")
-	next("a")
-	close(release)
-	h.waitRecorded(t)
-	f.events <- ev("ADDED", "b")
-	next("b")
-	// c passed the relay after b's recording would have been queued.
-	f.events <- ev("ADDED", "c")
-	next("c")
-	h.waitRecorded(t)
-	for _, name := range []string{"a", "b", "c"} {
-		if _, ok := h.store.Get("node", podsGVR, "default", name); ok {
-			t.Errorf("pod %s recorded from a watch whose recording was dropped", name)
+	if e := next(); e.Type != watch.Added {
+		t.Fatalf("first event %v %#v, want the pod ADDED", e.Type, e.Object)
+	}
+	e := next()
+	if st, ok := e.Object.(*metav1.Status); e.Type != watch.Error || !ok || st.Code != http.StatusGone || st.Reason != metav1.StatusReasonExpired {
+		t.Fatalf("after the drop: %v %#v, want ERROR 410 Expired", e.Type, e.Object)
+	}
+	select {
+	case e, ok := <-w.ResultChan():
+		if ok {
+			t.Fatalf("watch goes on after Expired: %v %#v", e.Type, e.Object)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch not closed within 10s of Expired")
+	}
+	unblock()
+	h.waitRecorded(t)
+	if _, ok := h.store.Get("node", podsGVR, "default", "a"); ok {
+		t.Error("pod a recorded from a watch event that was dropped")
 	}
 	if n := testutil.ToFloat64(h.srv.Metrics().RecordDropped.WithLabelValues(dropQueueFull)); n != 1 {
-		t.Fatalf("queue_full drops = %v, want 1 for the whole watch", n)
+		t.Fatalf("queue_full drops = %v, want 1", n)
 	}
 }
 
@@ -579,5 +591,87 @@ func TestListItems(t *testing.T) {
 		if _, items, err := listItems([]byte(body), head, at); err == nil {
 			t.Errorf("%s: cut into %q, want an error", body, items)
 		}
+	}
+}
+
+// The Expired that ends a watch whose recording was dropped makes a
+// client-go reflector LIST again (the answer edgehub then records whole).
+func TestExpiredWatchMakesReflectorListAgain(t *testing.T) {
+	ca := newTestCA(t)
+	f := newFakeAPIServer(t, ca)
+	f.addPod(pod("default", "a", "edge-1", nil, corev1.PodRunning))
+	h := startHub(t, ca, "", f.srv.URL)
+	h.waitOnline(t, true)
+	lists := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n := 0
+		for _, c := range f.calls {
+			if c.Method == http.MethodGet && c.Path == "/api/v1/namespaces/default/pods" && !strings.Contains(c.Query, "watch=true") {
+				n++
+			}
+		}
+		return n
+	}
+	lw := toolscache.NewListWatchFromClient(h.nodeClient(t).CoreV1().RESTClient(), "pods", "default", fields.Everything())
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	r := toolscache.NewReflector(listThenWatch{lw}, &corev1.Pod{}, store, 0)
+	stop := make(chan struct{})
+	defer close(stop)
+	go r.Run(stop)
+	waitFor(t, 10*time.Second, "the reflector's first LIST", func() bool { return lists() == 1 && len(store.List()) == 1 })
+	waitFor(t, 10*time.Second, "the reflector's watch", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, c := range f.calls {
+			if strings.Contains(c.Query, "watch=true") {
+				return true
+			}
+		}
+		return false
+	})
+
+	rec := h.srv.handler.Recorder
+	release, unblock := blockRecorder(t)
+	if res := rec.submit(0, func() { <-release }); res != submitQueued {
+		t.Fatalf("blocking job: %v", res)
+	}
+	for rec.submit(0, func() {}) == submitQueued {
+	}
+	p := pod("default", "b", "edge-1", nil, corev1.PodRunning)
+	p.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+	p.ResourceVersion = "999"
+	ev, _ := json.Marshal(map[string]any{"type": "ADDED", "object": p})
+	f.events <- string(ev)
+	waitFor(t, 20*time.Second, "a second LIST after the Expired watch", func() bool { return lists() >= 2 })
+	unblock()
+}
+
+// blockRecorder returns a channel a recorder job can wait on and the
+// function that releases it, also called when the test ends (before the
+// hub stops: stopping drains the recorder), so a failing test ends.
+func blockRecorder(t *testing.T) (<-chan struct{}, func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	return release, unblock
+}
+
+// listThenWatch makes a reflector LIST then WATCH: the fake apiserver
+// does not serve watch-list (sendInitialEvents), which reflectors prefer.
+type listThenWatch struct{ *toolscache.ListWatch }
+
+func (listThenWatch) IsWatchListSemanticsUnSupported() bool { return true }
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
