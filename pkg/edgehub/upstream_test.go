@@ -274,9 +274,9 @@ func TestLearnedEndpoints(t *testing.T) {
 	a.slices.Store(&sl)
 	tuning := testTuning()
 	tuning.LearnInterval = 50 * time.Millisecond
-	// Timing is not what this test is about: on a loaded machine (load 6-9)
-	// three 500 ms probe timeouts in a row marked the learned endpoint
-	// down once. A cut link fails at once, so longer bounds cost nothing.
+	// Timing is not what this test is about. It failed once at load 6-9,
+	// likely three 500 ms probe timeouts in a row marking the learned
+	// endpoint down; a cut link fails at once, so longer bounds cost nothing.
 	tuning.ProbeTimeout, tuning.DialTimeout = 3*time.Second, 3*time.Second
 	h := startHubTuned(t, ca, "", tuning, la.url())
 	h.waitOnline(t, true)
