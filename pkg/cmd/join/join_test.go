@@ -311,7 +311,7 @@ func TestPreflightFindsEverythingAtOnceAndChangesNothing(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[ERROR FileAvailable--etc-kubernetes-kubelet.conf]", `run "edgeadm reset"`,
-		"[ERROR Port-10250]", "[ERROR Port-10248]",
+		"[ERROR Port-10250]", "[ERROR Port-10248]", "[ERROR Port-10261]", "[ERROR Port-10270]",
 		"[WARNING Swap]", "[ERROR KubeletConfig]: swap is on",
 		"[ERROR HostsFile]: /etc/hosts already maps kubernetes.default to 10.9.9.9",
 		"--ignore-preflight-errors",

@@ -59,7 +59,8 @@ func Checks(d Data) []preflight.Check {
 		// An interrupted join of ours holds these; continuing it is fine.
 		checks = append(checks, leftoverChecks(d)...)
 		checks = append(checks, portCheck(d, KubeletPort, "the kubelet"), portCheck(d, KubeletHealthzPort, "the kubelet"),
-			portCheck(d, EdgeHubPort, "edgehub"), portCheck(d, EdgeHubHealthPort, "edgehub"), containerRuntimeCheck(d))
+			portCheck(d, EdgeHubPort, "edgehub"), portCheck(d, EdgeHubHealthPort, "edgehub"),
+			portCheck(d, EdgeHubInClusterPort, "edgehub's face for the node's pods"), containerRuntimeCheck(d))
 	}
 	checks = append(checks,
 		swapCheck(d),
