@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,24 @@ type Handler struct {
 	pending listQueue
 	// maxRecord overrides maxRecordedBody when positive (tests).
 	maxRecord atomic.Int64
+
+	// stopping, closed by EndWatches (when set: NewServer makes it),
+	// ends every watch at once.
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// EndWatches ends every watch, relayed or held, and any watch that starts
+// after it, cleanly (the client sees the stream end and watches again).
+// edgehub calls it when it stops, once its faces no longer listen: a
+// watch would otherwise hold shutdown for its whole grace period, while
+// nothing listens and every request of the node's clients is refused.
+func (h *Handler) EndWatches() {
+	h.stopOnce.Do(func() {
+		if h.stopping != nil {
+			close(h.stopping)
+		}
+	})
 }
 
 func (h *Handler) recordLimit() int {
@@ -115,9 +134,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, c caller, a ap
 	// silent link is answered from the cache.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var stopping <-chan struct{} // nil: never
+	if a.kind == kindWatch {
+		stopping = h.stopping
+	}
 	go func() {
 		select {
 		case <-changed:
+			cancel()
+		case <-stopping:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -364,6 +389,7 @@ func (h *Handler) holdWatch(w http.ResponseWriter, r *http.Request, a apiRequest
 	case <-changed:
 	case <-t.C:
 	case <-r.Context().Done():
+	case <-h.stopping:
 	}
 }
 
@@ -453,9 +479,15 @@ func copyFlushing(w http.ResponseWriter, body io.Reader) {
 func (h *Handler) forwardTokenRequest(w http.ResponseWriter, r *http.Request, c caller, a apiRequest, key string, changed <-chan struct{}) bool {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var stopping <-chan struct{} // nil: never
+	if a.kind == kindWatch {
+		stopping = h.stopping
+	}
 	go func() {
 		select {
 		case <-changed:
+			cancel()
+		case <-stopping:
 			cancel()
 		case <-ctx.Done():
 		}

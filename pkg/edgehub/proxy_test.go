@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -353,5 +354,53 @@ func TestLocalFaceSpeaksHTTP1(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
 		t.Fatalf("answer %s over %s, want 200 over HTTP/1.1", resp.Status, resp.Proto)
+	}
+}
+
+// Stopping edgehub ends its watches, relayed online or held offline, as
+// soon as it no longer listens: the clients see their watch end cleanly,
+// and the stop completes well inside its grace period instead of waiting
+// it out while nothing listens.
+func TestStopEndsWatches(t *testing.T) {
+	for _, offline := range []bool{false, true} {
+		name := map[bool]string{false: "relayed online", true: "held offline"}[offline]
+		t.Run(name, func(t *testing.T) {
+			ca := newTestCA(t)
+			f := newFakeAPIServer(t, ca)
+			l := newLink(t, f.srv.Listener.Addr().String())
+			h := startHub(t, ca, "", l.url())
+			h.waitOnline(t, true)
+			if offline {
+				l.cut()
+				h.waitOnline(t, false)
+			}
+			// A watch that would last longer than the grace period.
+			cert, key := splitPEM(h.nodePEM)
+			cfg := h.restConfig(t, cert, key, "")
+			cfg.Timeout = 0
+			long := int64(300)
+			w, err := h.clientFor(t, cfg).CoreV1().Pods("default").Watch(context.Background(), metav1.ListOptions{TimeoutSeconds: &long})
+			must(t, err)
+			defer w.Stop()
+			waitFor(t, 10*time.Second, "the watch reaching edgehub", func() bool {
+				return testutil.ToFloat64(h.srv.Metrics().Requests.WithLabelValues("watch", map[bool]string{false: resultProxied, true: resultWatchHeld}[offline])) == 1
+			})
+			// The grace period is long; only a watch left open would use it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := h.srv.Stop(ctx); err != nil || ctx.Err() != nil {
+				t.Fatalf("stop with a watch open: %v, grace period %v (the watch held it to the end of its grace period)", err, ctx.Err())
+			}
+			must(t, h.store.Close())
+			h.srv = nil
+			select {
+			case e, ok := <-w.ResultChan():
+				if ok {
+					t.Fatalf("watch event %v %#v, want the watch to end", e.Type, e.Object)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the watch did not end within 10s of edgehub stopping")
+			}
+		})
 	}
 }

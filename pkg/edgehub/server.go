@@ -76,6 +76,7 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 		NodeName: cfg.NodeName, Balancer: s.lb, Store: store,
 		NodeTransport: nodeTr, PassTransport: passTr, Metrics: m, Log: log,
 		Recorder: NewRecorder(),
+		stopping: make(chan struct{}),
 	}
 	if s.handler.Tokens, err = openTokenCache(filepath.Join(cfg.DataDir, "tokens")); err != nil {
 		return nil, err
@@ -100,6 +101,9 @@ func NewServer(cfg *Config, tuning Tuning, store cache.Store, log logr.Logger) (
 		// certificate) are debugging detail, not a log line each.
 		ErrorLog: stdlog.New(klogWriter{log.V(2)}, "", 0),
 	}
+	// Shutdown closes the listener, then runs this: no watch ends while
+	// this edgehub could still take the client's next watch.
+	s.apiSrv.RegisterOnShutdown(s.handler.EndWatches)
 	if cfg.InClusterAddress != "" {
 		if s.in, err = newInCluster(cfg, pool, s.handler, s); err != nil {
 			return nil, err
@@ -223,22 +227,28 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	var inErr error
+	// Both faces stop together: the in-cluster one (which first removes
+	// its redirect) does not hold up the node's.
+	inErr := make(chan error, 1)
 	if s.in != nil && s.in.ln != nil {
-		inErr = s.stopInCluster(ctx)
+		go func() { inErr <- s.stopInCluster(ctx) }()
+	} else {
+		inErr <- nil
 	}
-	// Shutdown waits for handlers; held watches end only with their
-	// clients, so after a grace period connections are closed.
+	// Shutdown waits for handlers; watches end (EndWatches) once the
+	// listeners are closed, anything else gets the grace period, then
+	// connections are closed.
 	err := errors.Join(s.apiSrv.Shutdown(ctx), s.hlthSrv.Shutdown(ctx))
 	if err != nil {
 		err = errors.Join(s.apiSrv.Close(), s.hlthSrv.Close())
 	}
+	err = errors.Join(err, <-inErr)
 	s.wg.Wait()
 	// Handlers are done: nothing queues any more; finish what is queued
 	// so the store gets it before it is closed.
 	s.handler.Recorder.Close()
 	s.recWG.Wait()
-	return errors.Join(err, inErr)
+	return err
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
