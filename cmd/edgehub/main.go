@@ -75,15 +75,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	log := klog.Background()
+	// Listen before the cache opens: during a restart the kubelet's
+	// connections wait for this edgehub instead of being refused.
+	apiLn, healthLn, err := edgehub.ListenFaces(cfg)
+	if err != nil {
+		return err
+	}
 	store, err := cache.Open(cfg.CacheDir(), cache.Options{Log: log})
 	if err != nil {
+		apiLn.Close()
+		healthLn.Close()
 		return fmt.Errorf("open the cache: %w", err)
 	}
 	srv, err := edgehub.NewServer(cfg, edgehub.DefaultTuning(), store, log)
 	if err != nil {
+		apiLn.Close()
+		healthLn.Close()
 		store.Close()
 		return err
 	}
+	srv.UseListeners(apiLn, healthLn)
 	if err := srv.Start(ctx); err != nil {
 		store.Close()
 		return err

@@ -373,6 +373,13 @@ func startHub(t testing.TB, ca *testCA, dataDir string, upstreams ...string) *hu
 
 func startHubTuned(t testing.TB, ca *testCA, dataDir string, tuning Tuning, upstreams ...string) *hub {
 	t.Helper()
+	return startHubWith(t, ca, dataDir, tuning, nil, upstreams...)
+}
+
+// startHubWith is startHubTuned calling beforeStart, when set, between
+// NewServer and Start.
+func startHubWith(t testing.TB, ca *testCA, dataDir string, tuning Tuning, beforeStart func(*Config, *Server), upstreams ...string) *hub {
+	t.Helper()
 	dir := t.TempDir()
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
@@ -391,6 +398,9 @@ func startHubTuned(t testing.TB, ca *testCA, dataDir string, tuning Tuning, upst
 	must(t, err)
 	srv, err := NewServer(cfg, tuning, store, klog.Background())
 	must(t, err)
+	if beforeStart != nil {
+		beforeStart(cfg, srv)
+	}
 	must(t, srv.Start(context.Background()))
 	h := &hub{srv: srv, store: store, cfg: cfg, ca: ca, nodePEM: nodePEM}
 	t.Cleanup(func() { h.stop(t) })

@@ -3,8 +3,10 @@ package edgehub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -402,5 +404,38 @@ func TestStopEndsWatches(t *testing.T) {
 				t.Fatal("the watch did not end within 10s of edgehub stopping")
 			}
 		})
+	}
+}
+
+// A client that connects while edgehub is still starting (opening its
+// cache, probing the upstreams) waits in the listen queue and is served
+// on that same connection, instead of being refused: edgehub's command
+// listens first (ListenFaces) and serves on those listeners.
+func TestConnectionMadeBeforeStartIsServed(t *testing.T) {
+	ca := newTestCA(t)
+	f := newFakeAPIServer(t, ca)
+	f.addPod(pod("default", "web-1", "edge-1", nil, corev1.PodRunning))
+	var early net.Conn
+	h := startHubWith(t, ca, "", testTuning(), func(cfg *Config, srv *Server) {
+		api, health, err := ListenFaces(cfg)
+		must(t, err)
+		srv.UseListeners(api, health)
+		if early, err = net.Dial("tcp", api.Addr().String()); err != nil {
+			t.Fatalf("connecting while edgehub starts: %v", err)
+		}
+	}, f.srv.URL)
+	cert, key := splitPEM(h.nodePEM)
+	cfg := h.restConfig(t, cert, key, "")
+	dialed := false
+	cfg.Dial = func(context.Context, string, string) (net.Conn, error) {
+		if dialed {
+			return nil, errors.New("a second connection: the early one was not used")
+		}
+		dialed = true
+		return early, nil
+	}
+	p, err := h.clientFor(t, cfg).CoreV1().Pods("default").Get(context.Background(), "web-1", metav1.GetOptions{})
+	if err != nil || p.Name != "web-1" {
+		t.Fatalf("GET on the connection made before Start: %v", err)
 	}
 }

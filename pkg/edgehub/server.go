@@ -148,18 +148,36 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Balancer exposes the upstream state (for tests).
 func (s *Server) Balancer() *Balancer { return s.lb }
 
-// Start listens on both addresses, runs the first probe round (so a fresh
+// ListenFaces opens the API and health addresses of cfg. edgehub's
+// command does it first thing, before it opens the cache: from then on a
+// client's connection waits in the listen queue until edgehub serves,
+// where it would be refused (the kubelet logs each refusal) for as long
+// as a restarting edgehub takes to open its cache.
+func ListenFaces(cfg *Config) (api, health net.Listener, err error) {
+	if api, err = net.Listen("tcp", cfg.ListenAddress); err != nil {
+		return nil, nil, fmt.Errorf("listen on listenAddress: %w", err)
+	}
+	if health, err = net.Listen("tcp", cfg.HealthAddress); err != nil {
+		api.Close()
+		return nil, nil, fmt.Errorf("listen on healthAddress: %w", err)
+	}
+	return api, health, nil
+}
+
+// UseListeners makes Start serve on listeners from ListenFaces instead of
+// opening its own; Start or Stop closes them.
+func (s *Server) UseListeners(api, health net.Listener) {
+	s.apiLn, s.healthLn = api, health
+}
+
+// Start listens on both addresses (unless UseListeners gave them), runs the first probe round (so a fresh
 // start with the link down serves from the cache at once) and serves.
 func (s *Server) Start(ctx context.Context) error {
-	var err error
-	s.apiLn, err = net.Listen("tcp", s.cfg.ListenAddress)
-	if err != nil {
-		return fmt.Errorf("listen on listenAddress: %w", err)
-	}
-	s.healthLn, err = net.Listen("tcp", s.cfg.HealthAddress)
-	if err != nil {
-		s.apiLn.Close()
-		return fmt.Errorf("listen on healthAddress: %w", err)
+	if s.apiLn == nil {
+		var err error
+		if s.apiLn, s.healthLn, err = ListenFaces(s.cfg); err != nil {
+			return err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
