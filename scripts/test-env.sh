@@ -501,6 +501,7 @@ verify_all() {
     echo "== $b --version"; "$BIN/$b" --version
   done
   echo "== kubectl version --client"; "$BIN/kubectl" version --client
+  if [ -x "$BIN/kubeadm" ]; then echo "== kubeadm version -o short"; "$BIN/kubeadm" version -o short; fi
   echo "== containerd-shim-runc-v2 -v"; "$BIN/containerd-shim-runc-v2" -v
   for b in bridge host-local loopback portmap; do
     [ -x "$CNI_BIN/$b" ] || die "$CNI_BIN/$b is missing: run scripts/test-env.sh binaries"
