@@ -3,6 +3,7 @@ package addon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,7 +43,12 @@ func (w ClusterWaiter) poll(ctx context.Context, what string, cond func(context.
 		ok, err := cond(ctx)
 		if err != nil {
 			// The API server restarts under us: keep asking until the bound.
-			last = err
+			// An error the bound itself caused (the client's rate limiter
+			// refusing to wait past the deadline) would hide the one that
+			// says why: keep the earlier one.
+			if last == nil || !deadlineError(ctx, err) {
+				last = err
+			}
 			return false, nil
 		}
 		return ok, nil
@@ -54,6 +60,12 @@ func (w ClusterWaiter) poll(ctx context.Context, what string, cond func(context.
 		return fmt.Errorf("%s: not after %s", what, timeout)
 	}
 	return nil
+}
+
+// deadlineError reports whether err comes from ctx's deadline rather than
+// from what was asked.
+func deadlineError(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "would exceed context deadline")
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -72,7 +84,17 @@ func (w ClusterWaiter) ProxyServerReady(ctx context.Context, m MasterInfo) error
 		if err != nil {
 			return false, err
 		}
-		return podReady(p), nil
+		if podReady(p) {
+			return true, nil
+		}
+		// Say what the kubelet reports, so a timeout names the state.
+		why := string(p.Status.Phase)
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Message != "" {
+				why += ", " + c.Message
+			}
+		}
+		return false, fmt.Errorf("the pod is not Ready (%s); its readiness is the server's /readyz, true once an agent is connected", why)
 	})
 }
 

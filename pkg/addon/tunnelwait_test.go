@@ -3,6 +3,7 @@ package addon
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,7 +98,12 @@ func TestClusterWaiter(t *testing.T) {
 	if err := waiter(mirrorPod("konnectivity-server-cp1", true)).ProxyServerReady(ctx, m); err != nil {
 		t.Errorf("proxy server ready: %v", err)
 	}
-	if err := waiter(mirrorPod("konnectivity-server-cp1", false)).ProxyServerReady(ctx, m); err == nil || !strings.Contains(err.Error(), "an agent connected") {
+	notReady := mirrorPod("konnectivity-server-cp1", false)
+	notReady.Status.Phase = corev1.PodRunning
+	notReady.Status.Conditions[0].Message = "containers with unready status: [konnectivity-server]"
+	// The timeout names the state the kubelet reports, not only the wait.
+	if err := waiter(notReady).ProxyServerReady(ctx, m); err == nil || !strings.Contains(err.Error(), "an agent connected") ||
+		!strings.Contains(err.Error(), "not Ready (Running, containers with unready status: [konnectivity-server])") {
 		t.Errorf("proxy server not ready: %v", err)
 	}
 
@@ -118,5 +124,23 @@ func TestClusterWaiter(t *testing.T) {
 		if err := w.Verify(ctx, bad); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("want a failure naming %q, got %v", tc.want, err)
 		}
+	}
+}
+
+// TestPollKeepsTheCauseOverTheDeadline: an error the deadline itself causes
+// (client-go's rate limiter refusing to wait past it) does not replace the
+// earlier error that says why the wait failed.
+func TestPollKeepsTheCauseOverTheDeadline(t *testing.T) {
+	w := ClusterWaiter{Timeout: 200 * time.Millisecond, Interval: 10 * time.Millisecond}
+	n := 0
+	err := w.poll(context.Background(), "the thing", func(ctx context.Context) (bool, error) {
+		n++
+		if n == 1 {
+			return false, errors.New("the pod is not Ready (Running)")
+		}
+		return false, errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline")
+	})
+	if err == nil || !strings.Contains(err.Error(), "the pod is not Ready (Running)") || strings.Contains(err.Error(), "rate limiter") {
+		t.Errorf("poll: %v", err)
 	}
 }
