@@ -580,14 +580,14 @@ func clientCert(t *testing.T, c *testenv.Cluster, user string) ([]byte, []byte) 
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func kubectlPath(t *testing.T, c *testenv.Cluster) string {
+func kubectlPath(t testing.TB, c *testenv.Cluster) string {
 	t.Helper()
 	if p := c.Paths.BinPath("kubectl"); fileExists(p) {
 		return p

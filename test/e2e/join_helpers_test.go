@@ -40,7 +40,7 @@ const joinRunTimeout = 8 * time.Minute
 
 // installPackage is the install package built for this machine's arch by
 // "make install-pkg" (or named by $EDGEADM_INSTALL_PKG), and its sha256.
-func installPackage(t *testing.T) (path, sum string) {
+func installPackage(t testing.TB) (path, sum string) {
 	t.Helper()
 	path = os.Getenv("EDGEADM_INSTALL_PKG")
 	if path == "" {
@@ -117,7 +117,7 @@ type hostRun struct {
 }
 
 // edgeadmIn runs edgeadm inside h with extra environment variables.
-func edgeadmIn(t *testing.T, h *testenv.EdgeHost, env []string, args ...string) hostRun {
+func edgeadmIn(t testing.TB, h *testenv.EdgeHost, env []string, args ...string) hostRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), joinRunTimeout)
 	defer cancel()

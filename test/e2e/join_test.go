@@ -192,7 +192,7 @@ func contains(list []string, s string) bool {
 }
 
 // watchNode waits, bounded, until cond holds for the Node.
-func watchNode(t *testing.T, client kubernetes.Interface, name string, timeout time.Duration, cond func(*corev1.Node) bool) *corev1.Node {
+func watchNode(t testing.TB, client kubernetes.Interface, name string, timeout time.Duration, cond func(*corev1.Node) bool) *corev1.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -51,7 +51,7 @@ type printedJoin struct {
 
 func (p printedJoin) token() string { return p.id + "." + p.secret }
 
-func parseJoin(t *testing.T, r Result) printedJoin {
+func parseJoin(t testing.TB, r Result) printedJoin {
 	t.Helper()
 	if r.Code != 0 {
 		t.Fatalf("token create: exit %d\nstderr: %s", r.Code, r.Stderr)
