@@ -105,9 +105,14 @@ type MasterWaiter interface {
 	// APIServerReady returns once m's API server runs with (configured) or
 	// without the egress flag and answers /readyz.
 	APIServerReady(ctx context.Context, m MasterInfo, configured bool) error
+	// Before lists, before m's API server is changed, what answers
+	// through it over the "cluster" egress (aggregated APIs, webhook
+	// servers).
+	Before(ctx context.Context, m MasterInfo) (Reachable, error)
 	// Verify checks that m's API server reaches a kubelet through the
-	// tunnel (node proxy to m's own node).
-	Verify(ctx context.Context, m MasterInfo) error
+	// tunnel (node proxy to m's own node), and still reaches what answered
+	// before (Before's result): only those may fail it.
+	Verify(ctx context.Context, m MasterInfo, before Reachable) error
 }
 
 // TunnelSummary is what the tunnel step did (or, in a dry run, would do).
@@ -187,6 +192,9 @@ func TunnelPermissions() []Permission {
 		{Verb: "update", Resource: "configmaps", Namespace: metav1.NamespaceSystem, Name: kubeadmconstants.KubeadmConfigConfigMap},
 		{Verb: "get", Resource: "nodes", Subresource: "proxy"},
 		{Verb: "list", Group: "apiregistration.k8s.io", Resource: "apiservices"},
+		{Verb: "list", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"},
+		{Verb: "list", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"},
+		{Verb: "get", Resource: "services", Subresource: "proxy"},
 	}
 }
 
@@ -258,6 +266,12 @@ func (t *tunnelStep) configure(ctx context.Context, client kubernetes.Interface,
 	if t.opts.Now != nil {
 		now = t.opts.Now
 	}
+	// What answers before the change: only these may fail the check
+	// after it (a webhook already down must not make addon roll back).
+	before, err := t.opts.Waiter.Before(ctx, local)
+	if err != nil {
+		return nil, fmt.Errorf("before changing %s: %w; nothing was changed; run addon again once the API server answers", local.Node, err)
+	}
 	note, err := GetTunnelNote(ctx, client)
 	if err != nil {
 		return nil, err
@@ -314,12 +328,15 @@ func (t *tunnelStep) configure(ctx context.Context, client kubernetes.Interface,
 		err := t.opts.Waiter.APIServerReady(ctx, local, true)
 		if err == nil {
 			say("API server of %s ready with the egress selector (%s)", local.Node, round(time.Since(start)))
-			err = t.opts.Waiter.Verify(ctx, local)
+			for _, n := range before.Notes {
+				say("%s", n)
+			}
+			err = t.opts.Waiter.Verify(ctx, local, before)
 		}
 		if err != nil {
 			return nil, t.rollBack(ctx, client, note, local, err)
 		}
-		say("node proxy through the tunnel answers on %s", local.Node)
+		say("through the tunnel on %s: node proxy, %d aggregated API(s) and %d webhook server(s) answer", local.Node, len(before.AggregatedAPIs), len(before.Webhooks))
 	} else {
 		say("kube-apiserver of %s already uses the tunnel: unchanged", local.Node)
 	}

@@ -44,6 +44,8 @@ type tunnelHost struct {
 	facts       *clusterfacts.Facts
 	client      *fake.Clientset
 	waiter      *fakeWaiter
+	otherWaiter MasterWaiter  // instead of waiter
+	progress    *bytes.Buffer // addon's output, if set
 }
 
 const (
@@ -125,6 +127,9 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 func (h *tunnelHost) options() TunnelOptions {
+	if h.otherWaiter != nil {
+		return TunnelOptions{Root: h.root, Waiter: h.otherWaiter}
+	}
 	return TunnelOptions{Root: h.root, Waiter: h.waiter}
 }
 
@@ -136,6 +141,9 @@ func (h *tunnelHost) run(t *testing.T) (*TunnelSummary, error) {
 		return nil, err
 	}
 	step.progress = io.Discard
+	if h.progress != nil {
+		step.progress = h.progress
+	}
 	ctx := context.Background()
 	if err := step.checkCluster(ctx, h.client); err != nil {
 		return nil, err
@@ -216,6 +224,8 @@ func snapshot(t *testing.T, root string) map[string]string {
 type fakeWaiter struct {
 	calls                         []string
 	proxyErr, readyErr, verifyErr error
+	before                        Reachable // what Before returns
+	verified                      *Reachable
 	readyAgainErr                 error // for the API server back without the flag
 	checkManifest                 func(configured bool)
 }
@@ -237,8 +247,14 @@ func (w *fakeWaiter) APIServerReady(_ context.Context, m MasterInfo, configured 
 	return w.readyAgainErr
 }
 
-func (w *fakeWaiter) Verify(_ context.Context, m MasterInfo) error {
+func (w *fakeWaiter) Before(_ context.Context, m MasterInfo) (Reachable, error) {
+	w.calls = append(w.calls, "before "+m.Node)
+	return w.before, nil
+}
+
+func (w *fakeWaiter) Verify(_ context.Context, m MasterInfo, before Reachable) error {
 	w.calls = append(w.calls, "verify "+m.Node)
+	w.verified = &before
 	return w.verifyErr
 }
 
@@ -260,7 +276,7 @@ func TestTunnelConfiguresTheLocalMaster(t *testing.T) {
 	if sum.LocalMaster != "cp1" || !sum.APIServerChanged || !sum.KubeadmConfigChanged || len(sum.PendingMasters) != 0 {
 		t.Errorf("summary %+v", sum)
 	}
-	want := []string{"proxy-server-ready cp1", "apiserver-ready-with-tunnel cp1", "verify cp1"}
+	want := []string{"before cp1", "proxy-server-ready cp1", "apiserver-ready-with-tunnel cp1", "verify cp1"}
 	if strings.Join(h.waiter.calls, ",") != strings.Join(want, ",") {
 		t.Errorf("steps %v, want %v", h.waiter.calls, want)
 	}
@@ -387,7 +403,7 @@ func TestTunnelProxyServerNotReadyLeavesTheAPIServerAlone(t *testing.T) {
 	if h.exists(p.ServerManifest()) || h.exists(p.ServerKubeconfig) {
 		t.Error("the proxy server was left on the master")
 	}
-	if len(h.waiter.calls) != 1 {
+	if len(h.waiter.calls) != 2 {
 		t.Errorf("steps %v", h.waiter.calls)
 	}
 }

@@ -133,14 +133,44 @@ func (w ClusterWaiter) APIServerReady(ctx context.Context, m MasterInfo, configu
 	})
 }
 
+// Before implements MasterWaiter: what answers through m's API server
+// before the change. Every aggregated API backed by a Service and
+// Available (metrics-server, ...), and every webhook backed by a Service
+// whose server answers a GET through the API server's service proxy
+// (askBackend). Webhooks with a url, and Services without endpoints, are
+// not checked: the notes say so.
+func (w ClusterWaiter) Before(ctx context.Context, m MasterInfo) (Reachable, error) {
+	direct, err := w.direct(m)
+	if err != nil {
+		return Reachable{}, err
+	}
+	apis, err := availableAggregatedAPIs(ctx, direct)
+	if err != nil {
+		return Reachable{}, err
+	}
+	api, err := w.directHTTP(m)
+	if err != nil {
+		return Reachable{}, err
+	}
+	hooks, notes, err := reachableWebhooks(ctx, direct, api)
+	if err != nil {
+		return Reachable{}, err
+	}
+	return Reachable{AggregatedAPIs: apis, Webhooks: hooks, Notes: notes}, nil
+}
+
 // Verify implements MasterWaiter: the master's own kubelet through the
 // master's API server, which now dials it through the proxy server and the
-// cloud agent; then every aggregated API served by a Service that was
-// Available (metrics-server, ...), whose traffic takes the same path as a
-// webhook's (the "cluster" egress, the cloud agent's default route).
-// Webhooks themselves are not called: no request is known to reach one
-// without side effects.
-func (w ClusterWaiter) Verify(ctx context.Context, m MasterInfo) error {
+// cloud agent; then what answered before the change (Before): the
+// aggregated APIs and the webhook servers, whose traffic takes the
+// "cluster" egress, the cloud agent's default route. A webhook is not
+// sent an AdmissionReview (that could have side effects): a GET to its
+// path through the service proxy leaves the API server by the same dialer
+// a webhook call to the Service takes, and any answer of the webhook
+// server proves that path. (The service proxy dials an endpoint, a webhook
+// call the Service's cluster IP unless --enable-aggregator-routing: both
+// through the cloud agent.)
+func (w ClusterWaiter) Verify(ctx context.Context, m MasterInfo, before Reachable) error {
 	direct, err := w.direct(m)
 	if err != nil {
 		return err
@@ -152,14 +182,29 @@ func (w ClusterWaiter) Verify(ctx context.Context, m MasterInfo) error {
 	if err != nil {
 		return err
 	}
-	apis, err := availableAggregatedAPIs(ctx, direct)
-	if err != nil {
-		return err
-	}
-	for _, gv := range apis {
+	for _, gv := range before.AggregatedAPIs {
 		err := w.poll(ctx, fmt.Sprintf("the aggregated API /apis/%s (served by a Service in the cluster) through the API server at %s", gv, m.Endpoint), func(ctx context.Context) (bool, error) {
 			_, err := direct.Get().AbsPath("/apis", gv).DoRaw(ctx)
 			return err == nil, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(before.Webhooks) == 0 {
+		return nil
+	}
+	api, err := w.directHTTP(m)
+	if err != nil {
+		return err
+	}
+	for _, b := range before.Webhooks {
+		err := w.poll(ctx, fmt.Sprintf("an answer of the server of %s through the service proxy of the API server at %s (it answered before the change)", b, m.Endpoint), func(ctx context.Context) (bool, error) {
+			v, why := askBackend(ctx, api, b)
+			if v != backendAnswered {
+				return false, errors.New(why)
+			}
+			return true, nil
 		})
 		if err != nil {
 			return err
@@ -227,4 +272,19 @@ func (w ClusterWaiter) direct(m MasterInfo) (rest.Interface, error) {
 		return nil, err
 	}
 	return c.Discovery().RESTClient(), nil
+}
+
+// directHTTP is a plain HTTP client of m's API server itself.
+func (w ClusterWaiter) directHTTP(m MasterInfo) (apiServerHTTP, error) {
+	if m.Endpoint == "" {
+		return apiServerHTTP{}, fmt.Errorf("master %s advertises no API server endpoint", m.Node)
+	}
+	cfg := rest.CopyConfig(w.RESTConfig)
+	cfg.Host = "https://" + m.Endpoint
+	cfg.Timeout = 10 * time.Second
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return apiServerHTTP{}, err
+	}
+	return apiServerHTTP{client: hc, base: cfg.Host}, nil
 }

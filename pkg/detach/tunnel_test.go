@@ -175,7 +175,12 @@ func (w *fakeWaiter) APIServerReady(_ context.Context, m addon.MasterInfo, confi
 	return w.readyErr
 }
 
-func (w *fakeWaiter) Verify(_ context.Context, m addon.MasterInfo) error {
+func (w *fakeWaiter) Before(_ context.Context, m addon.MasterInfo) (addon.Reachable, error) {
+	w.calls = append(w.calls, "before "+m.Node)
+	return addon.Reachable{}, nil
+}
+
+func (w *fakeWaiter) Verify(_ context.Context, m addon.MasterInfo, _ addon.Reachable) error {
 	w.calls = append(w.calls, "verify "+m.Node)
 	return nil
 }

@@ -62,7 +62,8 @@ reach edge nodes behind NAT. That needs the API server's
 --egress-selector-config-file, which addon sets only on a kubeadm master it
 runs on (as root): it writes the proxy server's static pod, backs up
 kube-apiserver.yaml outside the manifests folder, adds the flag, waits for
-/readyz and a node proxy through the tunnel, rolls back on failure, and
+/readyz, a node proxy, and the aggregated APIs and webhook servers that
+answered before the change, through the tunnel, rolls back on failure, and
 records the change in kube-system/kubeadm-config. Other masters: run the
 same command on each of them. Where the control plane cannot be configured
 (not kubeadm, k3s, a managed cluster, not run on a master), addon refuses
