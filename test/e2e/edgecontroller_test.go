@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/edgeadm/edgeadm/manifests"
 	edgev1 "github.com/edgeadm/edgeadm/pkg/apis/edge/v1alpha1"
@@ -404,6 +406,27 @@ func runTolerantPod(t *testing.T, client kubernetes.Interface, node, image strin
 	return last
 }
 
+// freshConnectionProbe asks the API server's /readyz over a new connection.
+// Twice, in full-suite rehearsals on a loaded machine, the cloud worker's
+// first request (its bootstrap token) timed out with nothing in the API
+// server's or etcd's logs; this tells a stuck shared connection (the probe
+// answers) from a stuck API server (it does not) next time.
+func freshConnectionProbe(c *testenv.Cluster) string {
+	tlsCfg, err := rest.TLSConfigFor(c.RESTConfig)
+	if err != nil {
+		return "fresh-connection probe: " + err.Error()
+	}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}}
+	start := time.Now()
+	resp, err := cl.Get(c.RESTConfig.Host + "/readyz")
+	if err != nil {
+		return fmt.Sprintf("fresh-connection probe of /readyz: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return fmt.Sprintf("fresh-connection probe of /readyz: %s %q after %s", resp.Status, b, time.Since(start).Round(time.Millisecond))
+}
+
 func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	e := newJoinEnv(t, testenv.ControlPlaneOptions{Flavour: testenv.Bare}, "edge-ctl")
 	c, h := e.c, e.h
@@ -427,7 +450,7 @@ func TestEdgeControllerCoversDisconnectedNode(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	if err := testenv.JoinCloudWorker(wctx, c, worker, image); err != nil {
 		cancel()
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, freshConnectionProbe(c))
 	}
 	cancel()
 	ctl.worker = worker.Name
