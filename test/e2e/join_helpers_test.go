@@ -82,9 +82,15 @@ func packageManifest(t *testing.T, path string) *installpkg.Manifest {
 // leftovers) when the test ends, before the cluster.
 func newEdgeHost(t *testing.T, c *testenv.Cluster, name string) *testenv.EdgeHost {
 	t.Helper()
+	return newEdgeHostWith(t, c, name, testenv.EdgeHostOptions{ServiceCIDR: c.Options.ServiceCIDR})
+}
+
+// newEdgeHostWith is newEdgeHost with the host's options.
+func newEdgeHostWith(t testing.TB, c *testenv.Cluster, name string, opts testenv.EdgeHostOptions) *testenv.EdgeHost {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	h, err := testenv.NewEdgeHost(ctx, c.Net, c.Paths, name, testenv.EdgeHostOptions{ServiceCIDR: c.Options.ServiceCIDR})
+	h, err := testenv.NewEdgeHost(ctx, c.Net, c.Paths, name, opts)
 	if err != nil {
 		t.Fatalf("edge host %s: %v", name, err)
 	}
@@ -104,7 +110,11 @@ func newEdgeHost(t *testing.T, c *testenv.Cluster, name string) *testenv.EdgeHos
 			t.Errorf("edge host teardown left:\n  %s", strings.Join(left, "\n  "))
 		}
 	})
-	t.Logf("edge host %s (%s) booted in %s", h.Name, h.IP(), h.BootTime.Round(time.Millisecond))
+	nat := ""
+	if opts.BehindNAT {
+		nat = ", behind NAT"
+	}
+	t.Logf("edge host %s (%s%s) booted in %s", h.Name, h.IP(), nat, h.BootTime.Round(time.Millisecond))
 	return h
 }
 

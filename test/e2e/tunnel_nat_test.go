@@ -133,30 +133,7 @@ func waitNodeProxy(t testing.TB, c *testenv.Cluster, node, what string) time.Dur
 // torn down when the test ends.
 func newNATEdgeHost(t testing.TB, c *testenv.Cluster, name string) *testenv.EdgeHost {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	h, err := testenv.NewEdgeHost(ctx, c.Net, c.Paths, name, testenv.EdgeHostOptions{ServiceCIDR: c.Options.ServiceCIDR, BehindNAT: true})
-	if err != nil {
-		t.Fatalf("edge host %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if t.Failed() {
-			for _, u := range []string{"kubelet", "containerd"} {
-				out, _, _ := h.Exec(ctx, "journalctl", "-u", u, "--no-pager", "-n", "40")
-				t.Logf("%s journal on %s:\n%s", u, h.Name, out)
-			}
-		}
-		if err := h.Teardown(ctx); err != nil {
-			t.Errorf("edge host teardown: %v", err)
-		}
-		if left := h.Leftovers(); len(left) > 0 {
-			t.Errorf("edge host teardown left:\n  %s", strings.Join(left, "\n  "))
-		}
-	})
-	t.Logf("edge host %s (%s, behind NAT) booted in %s", h.Name, h.IP(), h.BootTime.Round(time.Millisecond))
-	return h
+	return newEdgeHostWith(t, c, name, testenv.EdgeHostOptions{ServiceCIDR: c.Options.ServiceCIDR, BehindNAT: true})
 }
 
 // canDial reports whether a TCP connection from inside h to addr opens

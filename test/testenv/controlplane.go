@@ -285,17 +285,23 @@ func (c *ControlPlane) writeFiles() error {
 			return err
 		}
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	c.RESTConfig, c.Client, err = adminClient(c.AdminKubeconfig)
+	return err
+}
+
+// adminClient is the test's admin client from an admin kubeconfig.
+func adminClient(kubeconfig string) (*rest.Config, *kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return fmt.Errorf("admin kubeconfig: %w", err)
+		return nil, nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.Timeout = 10 * time.Second
-	c.RESTConfig = cfg
-	if c.Client, err = kubernetes.NewForConfig(cfg); err != nil {
-		return fmt.Errorf("admin client: %w", err)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}
-	return nil
+	return cfg, client, nil
 }
 
 // startProcess runs a cached binary inside the cloud namespace, logging to Dir.

@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	keyutil "k8s.io/client-go/util/keyutil"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	kubeletconfig "k8s.io/kubelet/config/v1beta1"
@@ -329,15 +328,8 @@ func (c *Cluster) adoptKubeadmFiles() error {
 		return fmt.Errorf("the master's ca.key is a %T, not a signing key", key)
 	}
 	c.pki = &PKI{Dir: c.PKIDir, CA: ca, CAKey: signer}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
-	if err != nil {
+	if c.RESTConfig, c.Client, err = adminClient(c.AdminKubeconfig); err != nil {
 		return fmt.Errorf("the master's admin.conf: %w", err)
-	}
-	cfg.QPS, cfg.Burst = 50, 100
-	cfg.Timeout = 10 * time.Second
-	c.RESTConfig = cfg
-	if c.Client, err = kubernetes.NewForConfig(cfg); err != nil {
-		return fmt.Errorf("admin client: %w", err)
 	}
 	return nil
 }
